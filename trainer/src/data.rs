@@ -1,0 +1,436 @@
+//! Reads a folder of images into memory, ready for training.
+//!
+//! Every file under the folder is tried (by content, not by extension); each one that cannot be
+//! used is reported with its reason and skipped. Usable images are turned to RGB, centre-cropped
+//! to a square, resized to the model's resolution with a Lanczos filter and kept as `u8`, so the
+//! 8k 64x64 cats take 100 MB. Batches are converted to `[-1, 1]` floats, flipped at random, when
+//! they are drawn.
+
+use burn::prelude::*;
+use catgan_model::rng::SplitMix64;
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Why the data could not be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The folder is missing or unreadable.
+    #[error("cannot read data folder {path}: {reason}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// The reason.
+        reason: String,
+    },
+    /// Fewer usable images than one batch.
+    #[error(
+        "data folder {path} has {usable} usable image(s) ({skipped} file(s) skipped), but a batch \
+         needs {needed}; add images or lower --batch-size"
+    )]
+    TooFew {
+        /// The folder.
+        path: PathBuf,
+        /// Usable images found.
+        usable: usize,
+        /// Files skipped.
+        skipped: usize,
+        /// Images needed.
+        needed: usize,
+    },
+}
+
+/// A file that was not used, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// Options for reading a folder.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Side of the square images produced.
+    pub resolution: usize,
+    /// Refuse images with more pixels than this before decoding them (decompression bombs).
+    pub max_pixels: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl LoadOptions {
+    /// Defaults for `resolution`: at most 100 megapixels per image, no progress bar.
+    pub fn new(resolution: usize) -> Self {
+        Self {
+            resolution,
+            max_pixels: 100_000_000,
+            progress: false,
+        }
+    }
+}
+
+/// Images in memory, `[count, resolution, resolution, 3]` bytes.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Side in pixels.
+    pub resolution: usize,
+    /// Pixels, image after image, rows of RGB.
+    pub pixels: Vec<u8>,
+    /// Source file of each image, relative to the folder.
+    pub names: Vec<String>,
+}
+
+impl Dataset {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    fn image_bytes(&self) -> usize {
+        self.resolution * self.resolution * 3
+    }
+
+    /// Pixels of image `index`.
+    pub fn image(&self, index: usize) -> &[u8] {
+        let size = self.image_bytes();
+        &self.pixels[index * size..(index + 1) * size]
+    }
+
+    /// A `[n, 3, resolution, resolution]` batch in `[-1, 1]`, each image mirrored where `flips`
+    /// says so.
+    pub fn batch(&self, indices: &[usize], flips: &[bool], device: &Device) -> Tensor<4> {
+        let side = self.resolution;
+        let plane = side * side;
+        let mut values = vec![0f32; indices.len() * 3 * plane];
+        for (slot, (&index, &flip)) in indices.iter().zip(flips).enumerate() {
+            let image = self.image(index);
+            let out = &mut values[slot * 3 * plane..(slot + 1) * 3 * plane];
+            for y in 0..side {
+                for x in 0..side {
+                    let source_x = if flip { side - 1 - x } else { x };
+                    let pixel = &image[(y * side + source_x) * 3..][..3];
+                    for (c, &value) in pixel.iter().enumerate() {
+                        out[c * plane + y * side + x] = value as f32 / 127.5 - 1.0;
+                    }
+                }
+            }
+        }
+        Tensor::from_data(
+            TensorData::new(values, [indices.len(), 3, side, side]),
+            device,
+        )
+    }
+}
+
+/// Names that operating systems and tools leave in photo folders.
+fn is_litter(name: &str) -> bool {
+    let lower = name.to_lowercase();
+    name.starts_with('.') || lower == "thumbs.db" || lower == "desktop.ini"
+}
+
+/// Reads every usable image under `folder`, recursively.
+pub fn load_folder(
+    folder: &Path,
+    options: &LoadOptions,
+) -> Result<(Dataset, Vec<Skipped>), DataError> {
+    let metadata = std::fs::metadata(folder).map_err(|e| DataError::Folder {
+        path: folder.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if !metadata.is_dir() {
+        return Err(DataError::Folder {
+            path: folder.to_path_buf(),
+            reason: "not a folder".into(),
+        });
+    }
+
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    let walker = walkdir::WalkDir::new(folder)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !is_litter(&e.file_name().to_string_lossy()));
+    for entry in walker {
+        match entry {
+            Ok(e) if e.file_type().is_file() => files.push(e.into_path()),
+            Ok(_) => {}
+            Err(e) => skipped.push(Skipped {
+                path: e
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| folder.into()),
+                reason: if e.loop_ancestor().is_some() {
+                    "symbolic link loop".into()
+                } else {
+                    e.to_string()
+                },
+            }),
+        }
+    }
+
+    let bar = if options.progress {
+        ProgressBar::new(files.len() as u64).with_style(
+            ProgressStyle::with_template("decoding {bar:30} {pos}/{len} images, {eta} left")
+                .expect("valid template"),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let results: Vec<Result<RgbImage, String>> = files
+        .par_iter()
+        .map(|path| {
+            let result = prepare(path, options);
+            bar.inc(1);
+            result
+        })
+        .collect();
+    bar.finish_and_clear();
+
+    let mut dataset = Dataset {
+        resolution: options.resolution,
+        pixels: Vec::with_capacity(files.len() * options.resolution.pow(2) * 3),
+        names: Vec::new(),
+    };
+    for (path, result) in files.into_iter().zip(results) {
+        match result {
+            Ok(image) => {
+                dataset.pixels.extend_from_slice(image.as_raw());
+                let name = path.strip_prefix(folder).unwrap_or(&path);
+                dataset.names.push(name.to_string_lossy().into_owned());
+            }
+            Err(reason) => skipped.push(Skipped { path, reason }),
+        }
+    }
+    Ok((dataset, skipped))
+}
+
+/// Checks that a dataset holds at least one batch.
+pub fn require_batch(
+    folder: &Path,
+    dataset: &Dataset,
+    skipped: usize,
+    batch: usize,
+) -> Result<(), DataError> {
+    if dataset.len() < batch.max(1) {
+        return Err(DataError::TooFew {
+            path: folder.to_path_buf(),
+            usable: dataset.len(),
+            skipped,
+            needed: batch.max(1),
+        });
+    }
+    Ok(())
+}
+
+/// Decodes one file and turns it into a square RGB image of the target size.
+fn prepare(path: &Path, options: &LoadOptions) -> Result<RgbImage, String> {
+    let image = decode(path, options)?;
+    let (width, height) = (image.width(), image.height());
+    if width == 0 || height == 0 {
+        return Err("image has no pixels".into());
+    }
+    let side = width.min(height);
+    let square = image.crop_imm((width - side) / 2, (height - side) / 2, side, side);
+    let rgb = flatten_alpha(square);
+    let target = options.resolution as u32;
+    Ok(if side == target {
+        rgb
+    } else {
+        image::imageops::resize(&rgb, target, target, FilterType::Lanczos3)
+    })
+}
+
+fn decode(path: &Path, options: &LoadOptions) -> Result<DynamicImage, String> {
+    let reader = ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let Some(format) = reader.format() else {
+        return Err("not an image in a format catgan reads (JPEG or PNG)".into());
+    };
+    let mut reader = reader;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(options.max_pixels.saturating_mul(8));
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("{format:?} image cannot be read: {e}"))?;
+    let (width, height) = decoder.dimensions();
+    let pixels = width as u64 * height as u64;
+    if pixels > options.max_pixels {
+        return Err(format!(
+            "{width}x{height} is over the limit of {} pixels (possible decompression bomb; \
+             raise --max-pixels to accept it)",
+            options.max_pixels
+        ));
+    }
+    let orientation = decoder.orientation().ok();
+    let mut image = DynamicImage::from_decoder(decoder)
+        .map_err(|e| format!("{format:?} image is damaged: {e}"))?;
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    Ok(image)
+}
+
+/// RGB pixels; transparent parts are composited over mid grey, the colour of an all-zero
+/// (normalised) image, so they carry no colour the model would learn.
+fn flatten_alpha(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.to_rgb8();
+    }
+    let rgba = image.to_rgba32f();
+    let mut out = RgbImage::new(rgba.width(), rgba.height());
+    for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
+        let alpha = src[3].clamp(0.0, 1.0);
+        for c in 0..3 {
+            let v = src[c].clamp(0.0, 1.0) * alpha + 0.5 * (1.0 - alpha);
+            dst[c] = (v * 255.0).round() as u8;
+        }
+    }
+    out
+}
+
+/// Which images make up each training batch: a fresh shuffle of the whole set for every epoch,
+/// each from its own stream of the run's seed, so batch `k` depends on nothing but `(seed, k)`.
+#[derive(Debug, Clone)]
+pub struct BatchPlan {
+    seed: u64,
+    count: usize,
+    epoch: Option<(u64, Vec<usize>)>,
+}
+
+/// Stream number of per-epoch shuffles.
+const STREAM_SHUFFLE: u64 = 1;
+/// Stream number of per-step flips.
+const STREAM_FLIP: u64 = 2;
+
+impl BatchPlan {
+    /// A plan over `count` images.
+    pub fn new(seed: u64, count: usize) -> Self {
+        Self {
+            seed,
+            count,
+            epoch: None,
+        }
+    }
+
+    fn order(&mut self, epoch: u64) -> &[usize] {
+        if self.epoch.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            let mut order: Vec<usize> = (0..self.count).collect();
+            SplitMix64::derived(self.seed, STREAM_SHUFFLE, epoch).shuffle(&mut order);
+            self.epoch = Some((epoch, order));
+        }
+        &self.epoch.as_ref().expect("just set").1
+    }
+
+    /// Image indices and horizontal flips of batch `step` of size `batch`.
+    pub fn batch(&mut self, step: u64, batch: usize) -> (Vec<usize>, Vec<bool>) {
+        let count = self.count as u64;
+        let mut indices = Vec::with_capacity(batch);
+        for position in step * batch as u64..(step + 1) * batch as u64 {
+            let epoch = position / count;
+            indices.push(self.order(epoch)[(position % count) as usize]);
+        }
+        let mut rng = SplitMix64::derived(self.seed, STREAM_FLIP, step);
+        let flips = (0..batch).map(|_| rng.coin()).collect();
+        (indices, flips)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_png(path: &Path, width: u32, height: u32, colour: [u8; 3]) {
+        let image = RgbImage::from_fn(width, height, |x, _| {
+            if x < width / 2 {
+                image::Rgb(colour)
+            } else {
+                image::Rgb([0, 0, 0])
+            }
+        });
+        image.save(path).unwrap();
+    }
+
+    #[test]
+    fn loader_crops_resizes_and_reports_skips() {
+        let dir = tempfile::tempdir().unwrap();
+        write_png(&dir.path().join("a.png"), 32, 32, [255, 0, 0]);
+        std::fs::create_dir(dir.path().join("nested")).unwrap();
+        // Wide image: the centre crop keeps the middle 16x16 square.
+        write_png(&dir.path().join("nested/wide.png"), 48, 16, [0, 255, 0]);
+        std::fs::write(dir.path().join("notes.txt"), "not an image").unwrap();
+        std::fs::write(
+            dir.path().join("broken.jpg"),
+            [0xFF, 0xD8, 0xFF, 0xE0, 0, 0],
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(".DS_Store"), "litter").unwrap();
+
+        let (data, skipped) = load_folder(dir.path(), &LoadOptions::new(8)).unwrap();
+        assert_eq!(data.names, vec!["a.png", "nested/wide.png"]);
+        assert_eq!(data.pixels.len(), 2 * 8 * 8 * 3);
+        let mut reasons: Vec<_> = skipped
+            .iter()
+            .map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        reasons.sort();
+        assert_eq!(reasons, vec!["broken.jpg", "notes.txt"]);
+
+        // a.png: left half red, right half black, after resizing 32 -> 8.
+        let a = data.image(0);
+        assert_eq!(&a[0..3], &[255, 0, 0]);
+        assert_eq!(&a[7 * 3..8 * 3], &[0, 0, 0]);
+    }
+
+    #[test]
+    fn batches_are_normalised_and_flipped() {
+        let dataset = Dataset {
+            resolution: 2,
+            pixels: vec![0, 0, 0, 255, 255, 255, 0, 0, 0, 255, 255, 255],
+            names: vec!["x".into()],
+        };
+        let device = Device::flex();
+        let plain = dataset.batch(&[0], &[false], &device).into_data();
+        let plain = plain.try_to_vec::<f32>().unwrap();
+        assert_eq!(&plain[0..4], &[-1.0, 1.0, -1.0, 1.0]);
+        let flipped = dataset.batch(&[0], &[true], &device).into_data();
+        assert_eq!(
+            &flipped.try_to_vec::<f32>().unwrap()[0..4],
+            &[1.0, -1.0, 1.0, -1.0]
+        );
+    }
+
+    #[test]
+    fn batch_plan_covers_each_epoch_once_and_is_reproducible() {
+        let mut plan = BatchPlan::new(5, 10);
+        let mut seen: Vec<usize> = (0..5).flat_map(|s| plan.batch(s, 2).0).collect();
+        seen.sort();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        let again = BatchPlan::new(5, 10).batch(7, 4);
+        assert_eq!(plan.batch(7, 4), again);
+    }
+
+    #[test]
+    fn too_few_images_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, skipped) = load_folder(dir.path(), &LoadOptions::new(8)).unwrap();
+        let err = require_batch(dir.path(), &data, skipped.len(), 4).unwrap_err();
+        assert!(err.to_string().contains("0 usable image"), "{err}");
+        let missing = load_folder(&dir.path().join("nope"), &LoadOptions::new(8)).unwrap_err();
+        assert!(
+            missing.to_string().contains("cannot read data folder"),
+            "{missing}"
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! `catgan export` (a run's EMA generator into `assets/`) and `catgan sample` (a grid from the
+//! shipped weights alone).
+
+use crate::checkpoint;
+use crate::grid;
+use crate::train::TrainConfig;
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use catgan_model::Generator;
+use catgan_model::format::{
+    FORMAT_VERSION, Manifest, ManifestEntry, Precision, decode_generator, encode_generator,
+    sha256_hex,
+};
+use catgan_model::latent::latents_for_seeds;
+use std::path::{Path, PathBuf};
+use tracing::info;
+
+/// File in a run folder listing the command of each training session, one per line.
+pub const COMMANDS: &str = "commands.txt";
+
+/// What `catgan export` does.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// The run folder.
+    pub run: PathBuf,
+    /// Model name in the manifest; also the weights file's stem.
+    pub name: String,
+    /// The assets folder.
+    pub assets: PathBuf,
+    /// Forced precision; `None` takes f16 when it stays within `tolerance`.
+    pub precision: Option<Precision>,
+    /// Largest accepted pixel difference (in [-1, 1]) between f16 and f32 outputs.
+    pub tolerance: f32,
+}
+
+/// Reads a run's configuration.
+pub fn read_config(run: &Path) -> Result<TrainConfig> {
+    let path = run.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (is {} a run folder?)",
+            path.display(),
+            run.display()
+        )
+    })?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid run config", path.display()))
+}
+
+/// Pixels of a generator's images for a fixed set of latents.
+fn probe(generator: &Generator, latent_size: usize, device: &Device) -> Result<Vec<f32>> {
+    generator
+        .forward(latents_for_seeds(0, 16, latent_size, device))
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .map_err(|e| anyhow::anyhow!("cannot read images: {e:?}"))
+}
+
+fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temporary = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    std::fs::write(&temporary, bytes)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::File::open(&temporary)?.sync_all()?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))
+}
+
+/// Reads `manifest.json` in `assets`, or an empty manifest if there is none yet.
+pub fn read_manifest(assets: &Path) -> Result<Manifest> {
+    let path = assets.join("manifest.json");
+    if !path.exists() {
+        return Ok(Manifest {
+            format_version: FORMAT_VERSION,
+            models: Vec::new(),
+        });
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Manifest::from_json(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// Exports the newest checkpoint's EMA generator and updates the manifest.
+pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry> {
+    let name_ok = !options.name.is_empty()
+        && options
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        bail!(
+            "model name '{}' must be letters, digits, '-' or '_'",
+            options.name
+        );
+    }
+    let config = read_config(&options.run)?;
+    let Some((_, checkpoint)) = checkpoint::latest(&options.run)? else {
+        bail!("{} has no checkpoint yet", options.run.display());
+    };
+    let state = checkpoint::read_state(&checkpoint)?;
+    let path = checkpoint.join(checkpoint::GENERATOR_EMA);
+    let record =
+        ModuleRecord::load(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let generator = config
+        .model
+        .init_generator(device)
+        .try_load_record(record)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("{} does not fit the run's config", path.display()))?
+        .valid();
+
+    let latent_size = config.model.latent_size();
+    let reference = probe(&generator, latent_size, device)?;
+    let encode = |precision| -> Result<(Vec<u8>, f32)> {
+        let bytes = encode_generator(&config.model, &generator, precision, device)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let loaded =
+            decode_generator(&config.model, &bytes, device).map_err(|e| anyhow::anyhow!(e))?;
+        let error = max_abs_difference(&probe(&loaded, latent_size, device)?, &reference);
+        Ok((bytes, error))
+    };
+    let (precision, bytes, error) = match options.precision {
+        Some(p) => {
+            let (bytes, error) = encode(p)?;
+            (p, bytes, error)
+        }
+        None => {
+            let (bytes, error) = encode(Precision::F16)?;
+            if error <= options.tolerance {
+                (Precision::F16, bytes, error)
+            } else {
+                info!(
+                    "f16 differs by {error:.4} (> {}); storing f32",
+                    options.tolerance
+                );
+                let (bytes, error) = encode(Precision::F32)?;
+                (Precision::F32, bytes, error)
+            }
+        }
+    };
+
+    std::fs::create_dir_all(&options.assets)
+        .with_context(|| format!("cannot create {}", options.assets.display()))?;
+    let file = format!("{}.bpk", options.name);
+    write_atomic(&options.assets.join(&file), &bytes)?;
+    let commands = std::fs::read_to_string(options.run.join(COMMANDS)).unwrap_or_default();
+    let entry = ManifestEntry {
+        name: options.name.clone(),
+        arch: config.model.arch(),
+        resolution: config.model.resolution(),
+        latent_size,
+        format_version: FORMAT_VERSION,
+        config: config.model.clone(),
+        file,
+        bytes: bytes.len() as u64,
+        sha256: sha256_hex(&bytes),
+        precision,
+        max_abs_error: error,
+        kimg: state.images as f64 / 1000.0,
+        training_seconds: state.training_seconds,
+        device: state.device.clone(),
+        command: commands.lines().collect::<Vec<_>>().join(" && then: "),
+    };
+    let mut manifest = read_manifest(&options.assets)?;
+    manifest.upsert(entry.clone());
+    write_atomic(
+        &options.assets.join("manifest.json"),
+        manifest.to_json().as_bytes(),
+    )?;
+    info!(
+        "exported {} ({} bytes, {:?}, max pixel error {:.5}) from {} at {:.1} kimg",
+        entry.name,
+        entry.bytes,
+        entry.precision,
+        entry.max_abs_error,
+        checkpoint.display(),
+        entry.kimg
+    );
+    Ok(entry)
+}
+
+/// What `catgan sample` does.
+#[derive(Debug, Clone)]
+pub struct SampleOptions {
+    /// The assets folder.
+    pub assets: PathBuf,
+    /// Model name.
+    pub model: String,
+    /// Seed of the first cell.
+    pub seed: u64,
+    /// Number of cats.
+    pub count: usize,
+    /// Output PNG.
+    pub out: PathBuf,
+    /// Upscaling factor.
+    pub scale: u32,
+}
+
+/// Loads a shipped model, checking it against its manifest entry.
+pub fn load_shipped(
+    assets: &Path,
+    model: &str,
+    device: &Device,
+) -> Result<(ManifestEntry, Generator)> {
+    let manifest = read_manifest(assets)?;
+    let entry = manifest.entry(model)?.clone();
+    let path = assets.join(&entry.file);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let generator = entry.load(&bytes, device)?;
+    Ok((entry, generator))
+}
+
+/// Writes a grid of `count` cats from seeds `seed, seed + 1, ...`.
+pub fn sample(options: &SampleOptions, device: &Device) -> Result<()> {
+    anyhow::ensure!(options.count > 0, "--count must be at least 1");
+    let (entry, generator) = load_shipped(&options.assets, &options.model, device)?;
+    let images = generator.forward(latents_for_seeds(
+        options.seed,
+        options.count,
+        entry.latent_size,
+        device,
+    ));
+    let columns = (options.count as f64).sqrt().ceil() as usize;
+    let grid = grid::to_grid(images, columns, options.scale.max(1))?;
+    grid::save_png(&grid, &options.out)?;
+    info!(
+        "wrote {} cats of '{}' (seeds {}..{}) to {}",
+        options.count,
+        entry.name,
+        options.seed,
+        options.seed + options.count as u64 - 1,
+        options.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,414 @@
+//! `catgan`: train GANs on cat photos, export the generator for the page, and sample from it.
+
+use anyhow::{Context, Result, bail};
+use catgan::device::{self, DeviceChoice};
+use catgan::export::{self, ExportOptions, SampleOptions};
+use catgan::train::{self, Loss, RunOptions, TrainConfig};
+use catgan::{checkpoint, logging};
+use catgan_model::dcgan::DcganConfig;
+use catgan_model::format::Precision;
+use catgan_model::{Arch, ModelConfig};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use tracing::info;
+
+/// Train generative adversarial networks on a folder of cat photos, export the generator to
+/// the web page's assets, and generate cats from the shipped weights.
+///
+/// Typical use:
+///   catgan train --data ../shared/data/cats64
+///   catgan export runs/00000-dcgan --name dcgan
+///   catgan sample --model dcgan --seed 1 --count 64 --out cats.png
+#[derive(Parser, Debug)]
+#[command(version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model, or continue a run with --resume.
+    Train(TrainArgs),
+    /// Write a run's moving-average generator to the assets folder and its manifest.
+    Export(ExportArgs),
+    /// Generate a grid of cats from shipped weights.
+    Sample(SampleArgs),
+    /// Time training steps on random data (images per second).
+    Bench(BenchArgs),
+    /// List the GPU adapters wgpu can see and which backend --device auto picks.
+    Devices,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Folder of training images (JPEG or PNG, searched recursively).
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<PathBuf>,
+    /// Continue the run in this folder from its newest checkpoint, with its saved settings.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Run folder for a new run [default: runs/NNNNN-ARCH, the next free number].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Start over in a --out folder that already holds a run (its checkpoints are deleted).
+    #[arg(long)]
+    force: bool,
+    /// Model family.
+    #[arg(long, value_enum, default_value_t = ArchArg::Dcgan)]
+    arch: ArchArg,
+    /// Image side in pixels (a power of two).
+    #[arg(long, default_value_t = 64)]
+    resolution: usize,
+    /// Length of the run in thousands of real images shown (on --resume: the new total).
+    #[arg(long)]
+    kimg: Option<f64>,
+    /// Images per training step.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Adversarial loss.
+    #[arg(long, value_enum, default_value_t = Loss::Logistic)]
+    loss: Loss,
+    /// Adam learning rate of the generator.
+    #[arg(long, default_value_t = 2e-4)]
+    lr_generator: f64,
+    /// Adam learning rate of the discriminator.
+    #[arg(long, default_value_t = 2e-4)]
+    lr_discriminator: f64,
+    /// Latent vector length [default: the architecture's].
+    #[arg(long)]
+    latent_size: Option<usize>,
+    /// Generator width (filters of its last hidden layer) [default: the architecture's].
+    #[arg(long)]
+    generator_width: Option<usize>,
+    /// Discriminator width (filters of its first layer) [default: the architecture's].
+    #[arg(long)]
+    discriminator_width: Option<usize>,
+    /// Half-life of the generator's moving average, in thousands of images.
+    #[arg(long, default_value_t = 10.0)]
+    ema_kimg: f64,
+    /// A stats line and a sample grid every this many thousand images.
+    #[arg(long, default_value_t = 4.0)]
+    tick_kimg: f64,
+    /// A checkpoint every this many ticks.
+    #[arg(long, default_value_t = 1)]
+    checkpoint_ticks: u64,
+    /// Seed for initial weights and all random choices.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Refuse images with more pixels than this, before decoding them.
+    #[arg(long, default_value_t = 100_000_000)]
+    max_pixels: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// Where to compute: a hardware GPU through wgpu, or the CPU.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// No progress bar (log lines only).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ArchArg {
+    /// Deep convolutional GAN (Radford et al. 2015).
+    Dcgan,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// The run folder to export from (its newest checkpoint).
+    run: PathBuf,
+    /// Name of the model in the manifest [default: the architecture's name].
+    #[arg(long)]
+    name: Option<String>,
+    /// Assets folder holding manifest.json.
+    #[arg(long, default_value = "assets")]
+    assets: PathBuf,
+    /// Storage precision; auto stores f16 when its images stay within --tolerance of f32's.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
+    precision: PrecisionArg,
+    /// Largest accepted per-pixel difference (pixel values in [-1, 1]) for f16.
+    #[arg(long, default_value_t = 0.02)]
+    tolerance: f32,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PrecisionArg {
+    Auto,
+    F16,
+    F32,
+}
+
+#[derive(Args, Debug)]
+struct SampleArgs {
+    /// Model name from the manifest.
+    #[arg(long)]
+    model: String,
+    /// Seed of the first cat; cat i uses seed + i.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Number of cats.
+    #[arg(long, default_value_t = 64)]
+    count: usize,
+    /// Output PNG.
+    #[arg(long, default_value = "cats.png")]
+    out: PathBuf,
+    /// Upscale each cat by this factor (nearest neighbour).
+    #[arg(long, default_value_t = 1)]
+    scale: u32,
+    /// Assets folder holding manifest.json.
+    #[arg(long, default_value = "assets")]
+    assets: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Model family.
+    #[arg(long, value_enum, default_value_t = ArchArg::Dcgan)]
+    arch: ArchArg,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Timed steps (after two warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: u64,
+    /// Generator width [default: the architecture's].
+    #[arg(long)]
+    generator_width: Option<usize>,
+    /// Discriminator width [default: the architecture's].
+    #[arg(long)]
+    discriminator_width: Option<usize>,
+    /// Latent vector length [default: the architecture's].
+    #[arg(long)]
+    latent_size: Option<usize>,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn model_config(
+    arch: ArchArg,
+    resolution: usize,
+    latent: Option<usize>,
+    g: Option<usize>,
+    d: Option<usize>,
+) -> Result<ModelConfig> {
+    let config = match arch {
+        ArchArg::Dcgan => {
+            let mut c = DcganConfig::new().with_resolution(resolution);
+            c.latent_size = latent.unwrap_or(c.latent_size);
+            c.generator_width = g.unwrap_or(c.generator_width);
+            c.discriminator_width = d.unwrap_or(c.discriminator_width);
+            ModelConfig::Dcgan(c)
+        }
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+fn next_run_folder(arch: Arch) -> PathBuf {
+    let runs = Path::new("runs");
+    let next = std::fs::read_dir(runs)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str()?.get(..5)?.parse::<u32>().ok())
+                .max()
+                .map_or(0, |n| n + 1)
+        })
+        .unwrap_or(0);
+    runs.join(format!("{next:05}-{arch}"))
+}
+
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let chosen = device::choose(args.common.device)?;
+    info!("device: {}", chosen.description);
+
+    let (run, config) = match &args.resume {
+        Some(run) => {
+            let mut config = export::read_config(run)?;
+            if let Some(data) = &args.data
+                && data != &config.data
+            {
+                bail!(
+                    "{} was trained on {}, not {}; resume without --data or start a new run",
+                    run.display(),
+                    config.data.display(),
+                    data.display()
+                );
+            }
+            if checkpoint::latest(run)?.is_none() {
+                bail!("{} has no checkpoint to resume from", run.display());
+            }
+            if let Some(kimg) = args.kimg {
+                config.total_kimg = kimg;
+                std::fs::write(
+                    run.join("config.json"),
+                    serde_json::to_string_pretty(&config)?,
+                )?;
+            }
+            (run.clone(), config)
+        }
+        None => {
+            let model = model_config(
+                args.arch,
+                args.resolution,
+                args.latent_size,
+                args.generator_width,
+                args.discriminator_width,
+            )?;
+            let config = TrainConfig {
+                data: args
+                    .data
+                    .clone()
+                    .expect("clap requires --data without --resume"),
+                batch_size: args.batch_size,
+                loss: args.loss,
+                learning_rate_generator: args.lr_generator,
+                learning_rate_discriminator: args.lr_discriminator,
+                beta1: 0.5,
+                beta2: 0.999,
+                ema_kimg: args.ema_kimg,
+                ema_rampup: 0.1,
+                total_kimg: args.kimg.unwrap_or(300.0),
+                tick_kimg: args.tick_kimg,
+                checkpoint_ticks: args.checkpoint_ticks.max(1),
+                keep_checkpoints: 2,
+                grid_cells: 64,
+                seed: args.seed,
+                max_pixels: args.max_pixels,
+                model,
+            };
+            anyhow::ensure!(config.batch_size > 0, "--batch-size must be at least 1");
+            anyhow::ensure!(config.tick_kimg > 0.0, "--tick-kimg must be positive");
+            let run = args
+                .out
+                .clone()
+                .unwrap_or_else(|| next_run_folder(config.model.arch()));
+            checkpoint::prepare_fresh(&run, args.force)?;
+            (run, config)
+        }
+    };
+
+    // Record the command before the slow data load, so an interrupted session is still listed.
+    let commands = run.join(export::COMMANDS);
+    let mut listed = std::fs::read_to_string(&commands).unwrap_or_default();
+    listed.push_str(&command_line());
+    listed.push('\n');
+    std::fs::write(&commands, listed)
+        .with_context(|| format!("cannot write {}", commands.display()))?;
+
+    let dataset = train::load_data(&config, !args.common.no_progress)?;
+    let options = RunOptions {
+        progress: !args.common.no_progress,
+        stop_after_step: None,
+        device_name: chosen.description.clone(),
+        command: command_line(),
+    };
+    let summary = train::train(&run, &config, &dataset, &chosen.device, &options)?;
+    info!(
+        "done: {:.1} kimg in {:.2} h; newest checkpoint {}. Export with: catgan export {}",
+        summary.kimg,
+        summary.training_seconds / 3600.0,
+        summary.checkpoint.display(),
+        run.display()
+    );
+    Ok(())
+}
+
+fn main() {
+    logging::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Export(args) => (|| {
+            let chosen = device::choose(args.common.device)?;
+            let config = export::read_config(&args.run)?;
+            let options = ExportOptions {
+                name: args.name.unwrap_or_else(|| config.model.arch().to_string()),
+                run: args.run,
+                assets: args.assets,
+                precision: match args.precision {
+                    PrecisionArg::Auto => None,
+                    PrecisionArg::F16 => Some(Precision::F16),
+                    PrecisionArg::F32 => Some(Precision::F32),
+                },
+                tolerance: args.tolerance,
+            };
+            export::export(&options, &chosen.device).map(|_| ())
+        })(),
+        Command::Sample(args) => (|| {
+            let chosen = device::choose(args.common.device)?;
+            let options = SampleOptions {
+                assets: args.assets,
+                model: args.model,
+                seed: args.seed,
+                count: args.count,
+                out: args.out,
+                scale: args.scale,
+            };
+            export::sample(&options, &chosen.device)
+        })(),
+        Command::Bench(args) => (|| {
+            let chosen = device::choose(args.common.device)?;
+            let model = model_config(
+                args.arch,
+                64,
+                args.latent_size,
+                args.generator_width,
+                args.discriminator_width,
+            )?;
+            let result = train::bench(&model, args.batch_size, args.steps, &chosen.device)?;
+            println!(
+                "{{\"arch\":\"{}\",\"device\":\"{}\",\"batch_size\":{},\"steps\":{},\
+                 \"images_per_second_median\":{:.2},\"images_per_second_best\":{:.2}}}",
+                model.arch(),
+                chosen.description,
+                args.batch_size,
+                args.steps,
+                result.median,
+                result.best
+            );
+            Ok(())
+        })(),
+        Command::Devices => (|| {
+            let adapters = device::adapters();
+            if adapters.is_empty() {
+                println!("wgpu sees no adapters");
+            }
+            for a in &adapters {
+                let kind = if a.hardware {
+                    "hardware GPU"
+                } else {
+                    "software, not used"
+                };
+                println!("{} ({}): {kind}", a.name, a.backend);
+            }
+            println!(
+                "--device auto picks: {}",
+                device::choose(DeviceChoice::Auto)?.description
+            );
+            Ok(())
+        })(),
+    };
+    if let Err(error) = result {
+        logging::set_bar(None);
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

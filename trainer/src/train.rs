@@ -1,0 +1,943 @@
+//! The training loop: one discriminator step, then one generator step, measured in images shown.
+//!
+//! All randomness of step `k` (which images, which flips, which latents) is drawn from streams
+//! derived from `(seed, k)`, and everything else that changes (weights, batch-norm statistics,
+//! optimiser moments, the EMA generator, counters) is in each checkpoint, so a resumed run
+//! continues exactly where the checkpoint left it.
+
+use crate::checkpoint::{self, State};
+use crate::data::{self, BatchPlan, Dataset, LoadOptions};
+use crate::grid;
+use crate::logging;
+use anyhow::{Context, Result, bail};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::activation::softplus;
+use catgan_model::format::detached_copy;
+use catgan_model::latent::latents_for_seeds;
+use catgan_model::rng::SplitMix64;
+use catgan_model::{Discriminator, Generator, ModelConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tracing::{info, warn};
+
+/// The adversarial loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Loss {
+    /// Non-saturating logistic loss (Goodfellow et al. 2014): the generator maximises
+    /// log D(G(z)) rather than minimising log(1 - D(G(z))).
+    Logistic,
+    /// Relativistic average least squares (Jolicoeur-Martineau 2018): each network judges real
+    /// images against the average fake, and fakes against the average real.
+    Ralsgan,
+}
+
+/// Everything a run is configured with; saved as `config.json` in the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The networks.
+    pub model: ModelConfig,
+    /// The image folder.
+    pub data: PathBuf,
+    /// Images per step.
+    pub batch_size: usize,
+    /// The adversarial loss.
+    pub loss: Loss,
+    /// Adam learning rate of the generator.
+    pub learning_rate_generator: f64,
+    /// Adam learning rate of the discriminator.
+    pub learning_rate_discriminator: f64,
+    /// Adam's first-moment decay; 0.5 as in the DCGAN paper, since 0.9 oscillates in GANs.
+    pub beta1: f32,
+    /// Adam's second-moment decay.
+    pub beta2: f32,
+    /// Half-life of the generator's moving average, in thousands of images.
+    pub ema_kimg: f64,
+    /// Early in training the half-life is at most this fraction of the images shown, so the
+    /// average does not drag the first random weights along.
+    pub ema_rampup: f64,
+    /// Length of the run in thousands of real images shown.
+    pub total_kimg: f64,
+    /// A stats line and sample grid every this many thousand images.
+    pub tick_kimg: f64,
+    /// A checkpoint every this many ticks (and always at the end).
+    pub checkpoint_ticks: u64,
+    /// Checkpoints kept; older ones are deleted.
+    pub keep_checkpoints: usize,
+    /// Cells in the sample grids (latents of seeds 0, 1, ...).
+    pub grid_cells: usize,
+    /// Seed of the initial weights and of every random choice.
+    pub seed: u64,
+    /// Images with more pixels than this are refused before decoding.
+    pub max_pixels: u64,
+}
+
+impl TrainConfig {
+    /// Training steps in the whole run.
+    pub fn total_steps(&self) -> u64 {
+        (self.total_kimg * 1000.0 / self.batch_size as f64).ceil() as u64
+    }
+
+    fn tick_images(&self) -> u64 {
+        ((self.tick_kimg * 1000.0) as u64).max(1)
+    }
+}
+
+/// Per-run options that are not part of the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Stop (with a checkpoint) once this many steps are done, even before the end.
+    pub stop_after_step: Option<u64>,
+    /// Description of the device, for logs and checkpoints.
+    pub device_name: String,
+    /// The command line, for the record.
+    pub command: String,
+}
+
+/// Both networks, their optimisers and the moving-average generator.
+pub struct Networks {
+    generator: Generator,
+    discriminator: Discriminator,
+    /// Moving average of the generator's weights, on the plain (non-autodiff) device.
+    pub ema: Generator,
+    optimizer_generator: ModuleOptimizer,
+    optimizer_discriminator: ModuleOptimizer,
+}
+
+fn adam(config: &TrainConfig) -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_beta_1(config.beta1)
+        .with_beta_2(config.beta2)
+        .with_epsilon(1e-8)
+        .init()
+}
+
+impl Networks {
+    /// Fresh networks seeded by `config.seed`.
+    pub fn new(config: &TrainConfig, device: &Device) -> Self {
+        device.seed(config.seed);
+        let autodiff = device.clone().autodiff();
+        let generator = config.model.init_generator(&autodiff);
+        let discriminator = config.model.init_discriminator(&autodiff);
+        let ema = detached_copy(&config.model, &generator, device).valid();
+        Self {
+            generator,
+            discriminator,
+            ema,
+            optimizer_generator: adam(config),
+            optimizer_discriminator: adam(config),
+        }
+    }
+
+    /// Networks as saved in `checkpoint`.
+    pub fn load(config: &TrainConfig, checkpoint: &Path, device: &Device) -> Result<Self> {
+        let autodiff = device.clone().autodiff();
+        let record = |name: &str| {
+            let path = checkpoint.join(name);
+            ModuleRecord::load(&path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let shape_error = |name: &str| format!("{} does not fit this model", name);
+        let generator = config
+            .model
+            .init_generator(&autodiff)
+            .try_load_record(record(checkpoint::GENERATOR)?)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| shape_error(checkpoint::GENERATOR))?;
+        let discriminator = config
+            .model
+            .init_discriminator(&autodiff)
+            .try_load_record(record(checkpoint::DISCRIMINATOR)?)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?;
+        let ema = config
+            .model
+            .init_generator(device)
+            .try_load_record(record(checkpoint::GENERATOR_EMA)?)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| shape_error(checkpoint::GENERATOR_EMA))?
+            .valid();
+        let optimizer = |name: &str| {
+            let path = checkpoint.join(name);
+            adam(config)
+                .load(&path)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("cannot read {}", path.display()))
+        };
+        Ok(Self {
+            generator,
+            discriminator,
+            ema,
+            optimizer_generator: optimizer(checkpoint::OPTIMIZER_GENERATOR)?,
+            optimizer_discriminator: optimizer(checkpoint::OPTIMIZER_DISCRIMINATOR)?,
+        })
+    }
+
+    /// Writes every network and optimiser into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let save = |record: ModuleRecord, name: &str| {
+            let path = dir.join(name);
+            record
+                .save(&path)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("cannot write {}", path.display()))
+        };
+        // Batch norm keeps its newest running statistics pending until the next forward pass;
+        // a record taken straight from the training modules would miss them. `valid()` commits
+        // them and gives a snapshot with the same parameter ids.
+        save(self.generator.valid().into_record(), checkpoint::GENERATOR)?;
+        save(self.ema.clone().into_record(), checkpoint::GENERATOR_EMA)?;
+        save(
+            self.discriminator.valid().into_record(),
+            checkpoint::DISCRIMINATOR,
+        )?;
+        for (optimizer, name) in [
+            (&self.optimizer_generator, checkpoint::OPTIMIZER_GENERATOR),
+            (
+                &self.optimizer_discriminator,
+                checkpoint::OPTIMIZER_DISCRIMINATOR,
+            ),
+        ] {
+            let path = dir.join(name);
+            optimizer
+                .save(&path)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Losses and discriminator outputs of one step, still on the device.
+struct StepStats {
+    loss_generator: Tensor<1>,
+    loss_discriminator: Tensor<1>,
+    d_real: Tensor<1>,
+    d_fake: Tensor<1>,
+}
+
+fn mean_of(x: Tensor<1>) -> Tensor<1> {
+    x.mean().reshape([1])
+}
+
+impl Loss {
+    fn discriminator(self, real: Tensor<1>, fake: Tensor<1>) -> Tensor<1> {
+        match self {
+            Loss::Logistic => mean_of(softplus(real.neg(), 1.0) + softplus(fake, 1.0)),
+            Loss::Ralsgan => {
+                let (real_mean, fake_mean) = (real.clone().mean(), fake.clone().mean());
+                let real_term = (real - fake_mean - 1.0).powi_scalar(2);
+                let fake_term = (fake - real_mean + 1.0).powi_scalar(2);
+                mean_of(real_term) + mean_of(fake_term)
+            }
+        }
+    }
+
+    fn generator(self, real: Option<Tensor<1>>, fake: Tensor<1>) -> Tensor<1> {
+        match (self, real) {
+            (Loss::Logistic, _) => mean_of(softplus(fake.neg(), 1.0)),
+            (Loss::Ralsgan, Some(real)) => {
+                let (real_mean, fake_mean) = (real.clone().mean(), fake.clone().mean());
+                let real_term = (real - fake_mean + 1.0).powi_scalar(2);
+                let fake_term = (fake - real_mean - 1.0).powi_scalar(2);
+                mean_of(real_term) + mean_of(fake_term)
+            }
+            (Loss::Ralsgan, None) => unreachable!("the relativistic loss needs real scores"),
+        }
+    }
+
+    fn needs_real_for_generator(self) -> bool {
+        self == Loss::Ralsgan
+    }
+}
+
+/// Stream number of per-step latents (data streams are in `data`).
+const STREAM_LATENT: u64 = 3;
+
+/// One training step on the batch of step `step`.
+fn train_step(
+    networks: &mut Networks,
+    config: &TrainConfig,
+    dataset: &Dataset,
+    plan: &mut BatchPlan,
+    step: u64,
+    device: &Device,
+) -> StepStats {
+    let batch = config.batch_size;
+    let (indices, flips) = plan.batch(step, batch);
+    let reals = dataset.batch(&indices, &flips, device);
+    let latent_size = config.model.latent_size();
+    let mut latent = vec![0f32; batch * latent_size];
+    SplitMix64::derived(config.seed, STREAM_LATENT, step).fill_normal(&mut latent);
+    let latent = Tensor::<2>::from_data(TensorData::new(latent, [batch, latent_size]), device);
+
+    // One generator pass serves both updates: detached for the discriminator's, live for the
+    // generator's, which then sees the freshly updated discriminator.
+    let fakes = networks.generator.forward(latent);
+
+    let d_real = networks.discriminator.forward(reals.clone());
+    let d_fake = networks.discriminator.forward(fakes.clone().detach());
+    let loss_discriminator = config.loss.discriminator(d_real.clone(), d_fake.clone());
+    let grads = GradientsParams::from_grads(loss_discriminator.backward(), &networks.discriminator);
+    networks.discriminator = networks.optimizer_discriminator.step(
+        config.learning_rate_discriminator,
+        networks.discriminator.clone(),
+        grads,
+    );
+
+    let real_for_generator = config
+        .loss
+        .needs_real_for_generator()
+        .then(|| networks.discriminator.forward(reals).detach());
+    let loss_generator = config
+        .loss
+        .generator(real_for_generator, networks.discriminator.forward(fakes));
+    let grads = GradientsParams::from_grads(loss_generator.backward(), &networks.generator);
+    networks.generator = networks.optimizer_generator.step(
+        config.learning_rate_generator,
+        networks.generator.clone(),
+        grads,
+    );
+
+    StepStats {
+        loss_generator: loss_generator.detach(),
+        loss_discriminator: loss_discriminator.detach(),
+        d_real: mean_of(d_real.detach()),
+        d_fake: mean_of(d_fake.detach()),
+    }
+}
+
+/// Collects a module's float tensors (weights and batch-norm statistics) in visiting order.
+struct Collect(Vec<Tensor<1>>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val().without_autodiff();
+        let count = value.shape().num_elements();
+        self.0.push(value.reshape([count]));
+    }
+}
+
+/// Moves each float tensor of the module it maps toward the collected ones.
+struct Blend {
+    sources: std::vec::IntoIter<Tensor<1>>,
+    beta: f64,
+}
+
+impl ModuleMapper for Blend {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let source = self
+            .sources
+            .next()
+            .expect("EMA and generator have the same layout");
+        let beta = self.beta;
+        param.map(|average| {
+            let dims = average.dims();
+            average.mul_scalar(beta) + source.reshape(dims).mul_scalar(1.0 - beta)
+        })
+    }
+}
+
+/// Decay of the moving average for one step, from its half-life in images.
+pub fn ema_beta(config: &TrainConfig, images_before: u64) -> f64 {
+    let half_life = (config.ema_kimg * 1000.0).min(images_before as f64 * config.ema_rampup);
+    if half_life <= 0.0 {
+        return 0.0;
+    }
+    0.5f64.powf(config.batch_size as f64 / half_life)
+}
+
+fn update_ema(networks: &mut Networks, beta: f64) {
+    let mut collect = Collect(Vec::new());
+    // `valid()` commits batch norm's pending running statistics (see `Networks::save`).
+    networks.generator.valid().visit(&mut collect);
+    let mut blend = Blend {
+        sources: collect.0.into_iter(),
+        beta,
+    };
+    networks.ema = networks.ema.clone().map(&mut blend);
+}
+
+/// Resident memory of this process in MiB, where the platform tells.
+fn resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// One line of `stats.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TickStats {
+    /// Steps done.
+    pub step: u64,
+    /// Thousands of real images shown.
+    pub kimg: f64,
+    /// Mean generator loss over the tick.
+    pub loss_generator: f64,
+    /// Mean discriminator loss over the tick.
+    pub loss_discriminator: f64,
+    /// Mean raw discriminator output (logit) on real images.
+    pub d_real: f64,
+    /// Mean raw discriminator output (logit) on generated images.
+    pub d_fake: f64,
+    /// Wall-clock seconds per thousand images over the tick.
+    pub seconds_per_kimg: f64,
+    /// Training images per second over the tick.
+    pub images_per_second: f64,
+    /// Resident memory in MiB.
+    pub memory_mib: Option<f64>,
+    /// Moving-average decay per step at the end of the tick.
+    pub ema_beta: f64,
+    /// Total training seconds so far.
+    pub training_seconds: f64,
+}
+
+/// Keeps only the stats lines up to `step` (those after a checkpoint are redone on resume).
+fn truncate_stats(path: &Path, step: u64) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<TickStats>(line)
+                .map(|s| s.step <= step)
+                .unwrap_or(false)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(path, kept).with_context(|| format!("cannot rewrite {}", path.display()))
+}
+
+/// Where a run stands after [`train`].
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The run folder.
+    pub run: PathBuf,
+    /// Steps done.
+    pub step: u64,
+    /// Thousands of images shown.
+    pub kimg: f64,
+    /// Total training seconds.
+    pub training_seconds: f64,
+    /// The newest checkpoint.
+    pub checkpoint: PathBuf,
+}
+
+/// Reads the dataset a run trains on, reporting skipped files.
+pub fn load_data(config: &TrainConfig, progress: bool) -> Result<Dataset> {
+    let options = LoadOptions {
+        resolution: config.model.resolution(),
+        max_pixels: config.max_pixels,
+        progress,
+    };
+    let (dataset, skipped) = data::load_folder(&config.data, &options)?;
+    for skip in &skipped {
+        warn!("skipped {}: {}", skip.path.display(), skip.reason);
+    }
+    data::require_batch(&config.data, &dataset, skipped.len(), config.batch_size)?;
+    info!(
+        "data: {} images from {} ({} files skipped), {}x{}",
+        dataset.len(),
+        config.data.display(),
+        skipped.len(),
+        dataset.resolution,
+        dataset.resolution
+    );
+    Ok(dataset)
+}
+
+/// Trains the run in `run`, fresh (the folder must be prepared) or from its newest checkpoint.
+pub fn train(
+    run: &Path,
+    config: &TrainConfig,
+    dataset: &Dataset,
+    device: &Device,
+    options: &RunOptions,
+) -> Result<Summary> {
+    let stats_path = run.join("stats.jsonl");
+    let (mut networks, mut state) = match checkpoint::latest(run)? {
+        Some((_, path)) => {
+            let state = checkpoint::read_state(&path)?;
+            info!(
+                "resuming from {} (step {}, {:.1} kimg)",
+                path.display(),
+                state.step,
+                state.images as f64 / 1000.0
+            );
+            truncate_stats(&stats_path, state.step)?;
+            (Networks::load(config, &path, device)?, state)
+        }
+        None => {
+            let json = serde_json::to_string_pretty(config)?;
+            std::fs::write(run.join("config.json"), json)
+                .with_context(|| format!("cannot write config to {}", run.display()))?;
+            let state = State {
+                step: 0,
+                images: 0,
+                training_seconds: 0.0,
+                seed: config.seed,
+                device: options.device_name.clone(),
+            };
+            (Networks::new(config, device), state)
+        }
+    };
+    state.device = options.device_name.clone();
+    let autodiff = device.clone().autodiff();
+    let mut plan = BatchPlan::new(config.seed, dataset.len());
+    let grid_latents = latents_for_seeds(0, config.grid_cells, config.model.latent_size(), device);
+    let total_steps = config.total_steps();
+    let end_step = options
+        .stop_after_step
+        .unwrap_or(total_steps)
+        .min(total_steps);
+    let batch = config.batch_size as u64;
+
+    let bar = progress_bar(options.progress, total_steps * batch, state.images);
+    logging::set_bar(Some(bar.clone()));
+    info!(
+        "training {} on {}: {} steps of {} images to {:.0} kimg, run folder {}",
+        config.model.arch(),
+        options.device_name,
+        total_steps,
+        batch,
+        config.total_kimg,
+        run.display()
+    );
+
+    let mut stats = Vec::new();
+    let mut tick_start = Instant::now();
+    let mut tick_images_start = state.images;
+    let mut ticks_since_checkpoint = 0;
+    let mut last_checkpoint = checkpoint::latest(run)?.map(|(_, p)| p);
+    let mut session_start = Instant::now();
+    let mut seconds_at_start = state.training_seconds;
+
+    while state.step < end_step {
+        let beta = ema_beta(config, state.images);
+        stats.push(train_step(
+            &mut networks,
+            config,
+            dataset,
+            &mut plan,
+            state.step,
+            &autodiff,
+        ));
+        update_ema(&mut networks, beta);
+        state.step += 1;
+        state.images += batch;
+        state.training_seconds = seconds_at_start + session_start.elapsed().as_secs_f64();
+        bar.set_position(state.images);
+        bar.set_message(format!("{:.1} kimg", state.images as f64 / 1000.0));
+
+        let tick_due =
+            state.images / config.tick_images() > (state.images - batch) / config.tick_images();
+        let last = state.step == end_step;
+        if !(tick_due || last) {
+            continue;
+        }
+        let tick = summarise(
+            std::mem::take(&mut stats),
+            &state,
+            tick_start.elapsed().as_secs_f64(),
+            state.images - tick_images_start,
+            ema_beta(config, state.images),
+        )?;
+        info!(
+            "kimg {:.1}  step {}  loss G {:.3} D {:.3}  D(real) {:.2} D(fake) {:.2}  \
+             {:.1} img/s  {:.0} MiB",
+            tick.kimg,
+            tick.step,
+            tick.loss_generator,
+            tick.loss_discriminator,
+            tick.d_real,
+            tick.d_fake,
+            tick.images_per_second,
+            tick.memory_mib.unwrap_or(0.0)
+        );
+        append_line(&stats_path, &serde_json::to_string(&tick)?)?;
+        let images = networks.ema.forward(grid_latents.clone());
+        let columns = (config.grid_cells as f64).sqrt().ceil() as usize;
+        let grid = grid::to_grid(images, columns, 1)?;
+        let name = format!("kimg-{:07.1}.png", state.images as f64 / 1000.0);
+        grid::save_png(&grid, &run.join("samples").join(name))?;
+
+        ticks_since_checkpoint += 1;
+        if ticks_since_checkpoint >= config.checkpoint_ticks || last {
+            let path = checkpoint::write(run, &state, config.keep_checkpoints, |dir| {
+                networks.save(dir)
+            })?;
+            info!("checkpoint {}", path.display());
+            last_checkpoint = Some(path);
+            ticks_since_checkpoint = 0;
+        }
+        tick_start = Instant::now();
+        tick_images_start = state.images;
+        // Time spent writing samples and checkpoints counts as training time.
+        seconds_at_start = state.training_seconds;
+        session_start = Instant::now();
+    }
+    bar.finish_and_clear();
+    logging::set_bar(None);
+
+    let checkpoint = match last_checkpoint {
+        Some(path) => path,
+        None => bail!("no checkpoint in {}", run.display()),
+    };
+    Ok(Summary {
+        run: run.to_path_buf(),
+        step: state.step,
+        kimg: state.images as f64 / 1000.0,
+        training_seconds: state.training_seconds,
+        checkpoint,
+    })
+}
+
+fn progress_bar(visible: bool, total_images: u64, done: u64) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total_images).with_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} {bar:30.cyan/blue} {msg} of {len_kimg} | {per_sec} | ETA {eta}",
+        )
+        .expect("valid template")
+        .with_key(
+            "len_kimg",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} kimg", state.len().unwrap_or(0) as f64 / 1000.0);
+            },
+        )
+        .with_key(
+            "per_sec",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1} img/s", state.per_sec());
+            },
+        ),
+    );
+    bar.set_position(done);
+    bar.reset_eta();
+    bar
+}
+
+fn summarise(
+    steps: Vec<StepStats>,
+    state: &State,
+    seconds: f64,
+    images: u64,
+    ema_beta: f64,
+) -> Result<TickStats> {
+    let read = |pick: fn(&StepStats) -> Tensor<1>| -> Result<f64> {
+        let values: Vec<Tensor<1>> = steps.iter().map(pick).collect();
+        let data = Tensor::cat(values, 0).into_data().convert::<f32>();
+        let values = data
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        Ok(values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64)
+    };
+    let tick = TickStats {
+        step: state.step,
+        kimg: state.images as f64 / 1000.0,
+        loss_generator: read(|s| s.loss_generator.clone())?,
+        loss_discriminator: read(|s| s.loss_discriminator.clone())?,
+        d_real: read(|s| s.d_real.clone())?,
+        d_fake: read(|s| s.d_fake.clone())?,
+        seconds_per_kimg: seconds / (images as f64 / 1000.0),
+        images_per_second: images as f64 / seconds,
+        memory_mib: resident_mib(),
+        ema_beta,
+        training_seconds: state.training_seconds,
+    };
+    for (value, what) in [
+        (tick.loss_generator, "generator loss"),
+        (tick.loss_discriminator, "discriminator loss"),
+    ] {
+        if !value.is_finite() {
+            bail!(
+                "the {what} became {value} before step {}; stopped without checkpointing, so \
+                 the newest checkpoint is still the last good one (try a lower learning rate)",
+                state.step
+            );
+        }
+    }
+    Ok(tick)
+}
+
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(file, "{line}").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Result of [`bench`].
+#[derive(Debug, Clone, Copy)]
+pub struct BenchResult {
+    /// Median images per second over the timed steps.
+    pub median: f64,
+    /// Best images per second of a single step.
+    pub best: f64,
+}
+
+/// Times full training steps (discriminator then generator update, EMA included) on random
+/// images, after two warm-up steps.
+pub fn bench(
+    model: &ModelConfig,
+    batch_size: usize,
+    steps: u64,
+    device: &Device,
+) -> Result<BenchResult> {
+    let resolution = model.resolution();
+    let count = batch_size.max(1) * 2;
+    let mut rng = SplitMix64::new(1);
+    let dataset = Dataset {
+        resolution,
+        pixels: (0..count * resolution * resolution * 3)
+            .map(|_| rng.next_u64() as u8)
+            .collect(),
+        names: (0..count).map(|i| format!("random-{i}")).collect(),
+    };
+    let config = TrainConfig {
+        model: model.clone(),
+        data: PathBuf::from("(random)"),
+        batch_size,
+        loss: Loss::Logistic,
+        learning_rate_generator: 2e-4,
+        learning_rate_discriminator: 2e-4,
+        beta1: 0.5,
+        beta2: 0.999,
+        ema_kimg: 10.0,
+        ema_rampup: 0.1,
+        total_kimg: 1.0,
+        tick_kimg: 1.0,
+        checkpoint_ticks: 1,
+        keep_checkpoints: 1,
+        grid_cells: 1,
+        seed: 0,
+        max_pixels: 0,
+    };
+    let autodiff = device.clone().autodiff();
+    let mut networks = Networks::new(&config, device);
+    let mut plan = BatchPlan::new(0, count);
+    let mut rates = Vec::new();
+    for step in 0..steps + 2 {
+        let start = Instant::now();
+        let stats = train_step(&mut networks, &config, &dataset, &mut plan, step, &autodiff);
+        update_ema(&mut networks, 0.99);
+        // Reading a value waits for the device to finish the step.
+        let _ = stats.loss_generator.into_data();
+        let _ = networks.ema.clone().into_record();
+        if step >= 2 {
+            rates.push(batch_size as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    Ok(BenchResult {
+        median: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
+        best: rates.last().copied().unwrap_or(0.0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use catgan_model::dcgan::DcganConfig;
+    use std::sync::Mutex;
+
+    /// Tests that initialise networks take turns: the CPU device's random generator is global.
+    static DEVICE_RNG: Mutex<()> = Mutex::new(());
+
+    fn tiny_config() -> TrainConfig {
+        TrainConfig {
+            model: ModelConfig::Dcgan(
+                DcganConfig::new()
+                    .with_latent_size(8)
+                    .with_resolution(8)
+                    .with_generator_width(4)
+                    .with_discriminator_width(4),
+            ),
+            data: PathBuf::from("(in memory)"),
+            batch_size: 4,
+            loss: Loss::Logistic,
+            learning_rate_generator: 1e-3,
+            learning_rate_discriminator: 1e-3,
+            beta1: 0.5,
+            beta2: 0.999,
+            ema_kimg: 0.01,
+            ema_rampup: 0.5,
+            total_kimg: 0.032,
+            tick_kimg: 0.008,
+            checkpoint_ticks: 1,
+            keep_checkpoints: 2,
+            grid_cells: 4,
+            seed: 7,
+            max_pixels: 1 << 20,
+        }
+    }
+
+    fn tiny_dataset() -> Dataset {
+        let mut rng = SplitMix64::new(3);
+        Dataset {
+            resolution: 8,
+            pixels: (0..16 * 8 * 8 * 3).map(|_| rng.next_u64() as u8).collect(),
+            names: (0..16).map(|i| i.to_string()).collect(),
+        }
+    }
+
+    /// Every float value (weights and batch-norm statistics) of the newest checkpoint's
+    /// generator, EMA generator and discriminator. Values, not file bytes: parameter ids are
+    /// random per initialisation and are stored in the files.
+    fn weights(run: &Path) -> Vec<Vec<f32>> {
+        let (_, newest) = checkpoint::latest(run).unwrap().unwrap();
+        let device = Device::flex();
+        let model = tiny_config().model;
+        let load = |name: &str| ModuleRecord::load(newest.join(name)).unwrap();
+        let values = |module: &dyn Fn(&mut Collect)| {
+            let mut collect = Collect(Vec::new());
+            module(&mut collect);
+            Tensor::cat(collect.0, 0)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let generator = |name: &str| {
+            let g = model.init_generator(&device).load_record(load(name));
+            values(&|c: &mut Collect| g.visit(c))
+        };
+        let d = model
+            .init_discriminator(&device)
+            .load_record(load(checkpoint::DISCRIMINATOR));
+        vec![
+            generator(checkpoint::GENERATOR),
+            generator(checkpoint::GENERATOR_EMA),
+            values(&|c: &mut Collect| d.visit(c)),
+        ]
+    }
+
+    #[test]
+    fn a_run_resumed_halfway_ends_with_the_weights_of_an_uninterrupted_run() {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        let config = tiny_config();
+        let dataset = tiny_dataset();
+        let options = RunOptions::default();
+
+        let straight = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(straight.path(), false).unwrap();
+        let done = train(straight.path(), &config, &dataset, &device, &options).unwrap();
+        assert_eq!(done.step, config.total_steps());
+        assert_eq!(done.step, 8);
+
+        // Stop off a tick boundary, then resume from that checkpoint to the end.
+        let resumed = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(resumed.path(), false).unwrap();
+        let stop = RunOptions {
+            stop_after_step: Some(3),
+            ..RunOptions::default()
+        };
+        let half = train(resumed.path(), &config, &dataset, &device, &stop).unwrap();
+        assert_eq!(half.step, 3);
+        assert_eq!(
+            train(resumed.path(), &config, &dataset, &device, &options)
+                .unwrap()
+                .step,
+            8
+        );
+
+        let (a, b) = (weights(straight.path()), weights(resumed.path()));
+        for (name, (x, y)) in ["generator", "EMA generator", "discriminator"]
+            .iter()
+            .zip(a.iter().zip(&b))
+        {
+            assert!(x == y, "{name} weights differ after resuming");
+        }
+        // Training changed the weights, so the comparison above is not vacuous.
+        let fresh = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(fresh.path(), false).unwrap();
+        let first = RunOptions {
+            stop_after_step: Some(1),
+            ..RunOptions::default()
+        };
+        train(fresh.path(), &config, &dataset, &device, &first).unwrap();
+        assert_ne!(weights(fresh.path())[0], a[0]);
+
+        // The stats of the resumed run cover each tick once, in order.
+        let stats = std::fs::read_to_string(resumed.path().join("stats.jsonl")).unwrap();
+        let steps: Vec<u64> = stats
+            .lines()
+            .map(|l| serde_json::from_str::<TickStats>(l).unwrap().step)
+            .collect();
+        assert_eq!(steps, vec![2, 3, 4, 6, 8]);
+    }
+
+    #[test]
+    fn training_moves_the_discriminator_toward_telling_real_from_fake() {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        let mut config = tiny_config();
+        config.total_kimg = 0.2;
+        config.tick_kimg = 0.2;
+        let run = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(run.path(), false).unwrap();
+        train(
+            run.path(),
+            &config,
+            &tiny_dataset(),
+            &device,
+            &RunOptions::default(),
+        )
+        .unwrap();
+        let stats = std::fs::read_to_string(run.path().join("stats.jsonl")).unwrap();
+        let tick: TickStats = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
+        assert!(tick.d_real > tick.d_fake, "{tick:?}");
+        assert!(
+            tick.loss_discriminator < 2.0 * std::f64::consts::LN_2,
+            "{tick:?}"
+        );
+        assert!(run.path().join("samples/kimg-00000.2.png").exists());
+    }
+
+    #[test]
+    fn losses_take_their_textbook_values() {
+        let device = Device::flex();
+        let zeros = || Tensor::<1>::zeros([4], &device);
+        let value = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap()[0];
+        // A discriminator that outputs 0 everywhere: ln 2 per term.
+        let d = value(Loss::Logistic.discriminator(zeros(), zeros()));
+        assert!((d - 2.0 * std::f32::consts::LN_2).abs() < 1e-6, "{d}");
+        let g = value(Loss::Logistic.generator(None, zeros()));
+        assert!((g - std::f32::consts::LN_2).abs() < 1e-6, "{g}");
+        // Relativistic LSGAN at the optimum for D: real - mean(fake) = 1, fake - mean(real) = -1.
+        let real = Tensor::<1>::from_floats([1.0, 1.0], &device);
+        let fake = Tensor::<1>::from_floats([0.0, 0.0], &device);
+        assert!(value(Loss::Ralsgan.discriminator(real.clone(), fake.clone())).abs() < 1e-6);
+        let g = value(Loss::Ralsgan.generator(Some(real), fake));
+        assert!((g - 8.0).abs() < 1e-5, "{g}");
+    }
+
+    #[test]
+    fn ema_half_life_ramps_up_then_holds() {
+        let mut config = tiny_config();
+        config.batch_size = 64;
+        config.ema_kimg = 10.0;
+        config.ema_rampup = 0.1;
+        assert_eq!(ema_beta(&config, 0), 0.0);
+        // After 6,400 images the half-life is 640 images: 10 steps of 64 halve the weight.
+        let beta = ema_beta(&config, 6_400);
+        assert!((beta.powi(10) - 0.5).abs() < 1e-9, "{beta}");
+        // From 100k images on, the half-life is the configured 10k images.
+        let beta = ema_beta(&config, 1_000_000);
+        assert!((beta.powi(10_000 / 64) - 0.5).abs() < 0.01, "{beta}");
+    }
+}
