@@ -1,0 +1,124 @@
+// catgan's model worker: owns the wasm engine, downloads and checks weights, generates cats.
+// The page talks to it only through messages, so it never freezes while models load or run.
+import init, * as engine from './catgan_web.js';
+
+const here = new URL('.', self.location.href);
+let manifest = null;          // parsed manifest (checked by the engine)
+const weights = new Map();    // model name -> verified bytes, kept to reload after a fallback
+let backend = '';
+let ready = null;
+
+function post(message, transfer) { self.postMessage(message, transfer || []); }
+
+async function gpuAvailable() {
+  if (!('gpu' in navigator) || !navigator.gpu) return 'this browser has no WebGPU';
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    return adapter ? null : 'no WebGPU adapter was granted';
+  } catch (e) {
+    return `WebGPU adapter request failed (${e})`;
+  }
+}
+
+async function start(preferGpu) {
+  await init(new URL('catgan_web_bg.wasm', here));
+  let reason = preferGpu ? await gpuAvailable() : 'CPU requested';
+  backend = await engine.init(reason === null);
+  if (reason === null && !backend.startsWith('WebGPU')) reason = 'WebGPU device could not start';
+  post({ type: 'ready', backend, reason });
+}
+
+async function fetchManifest() {
+  const url = new URL('assets/manifest.json', here);
+  let response;
+  try {
+    response = await fetch(url, { cache: 'no-cache' });
+  } catch (e) {
+    throw new Error(`cannot fetch assets/manifest.json: ${e.message}`);
+  }
+  if (!response.ok) throw new Error(`assets/manifest.json: HTTP ${response.status}`);
+  const text = await response.text();
+  manifest = JSON.parse(engine.check_manifest(text));
+  return manifest.models;
+}
+
+async function download(entry) {
+  const url = new URL('assets/' + entry.file, here);
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${entry.file}: HTTP ${response.status}`);
+  const total = entry.bytes;
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    post({ type: 'progress', name: entry.name, loaded, total });
+    if (loaded > total * 2 + 1024) break; // far too big: not our file; the check will say so
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) { bytes.set(chunk, offset); offset += chunk.length; }
+  return bytes;
+}
+
+async function load(name) {
+  if (engine.has_model(name)) return;
+  const entry = manifest && manifest.models.find((m) => m.name === name);
+  if (!entry) throw new Error(`no model named '${name}' in the manifest`);
+  const bytes = weights.get(name) || await download(entry);
+  engine.load_model(JSON.stringify(entry), bytes);
+  weights.set(name, bytes);
+}
+
+async function fallBackToCpu(why) {
+  backend = await engine.init(false);
+  for (const name of weights.keys()) await load(name);
+  post({ type: 'backend', backend, reason: why });
+}
+
+async function generate(message) {
+  const started = performance.now();
+  let pixels;
+  try {
+    pixels = await engine.generate(message.name, message.latents);
+  } catch (e) {
+    if (!backend.startsWith('WebGPU')) throw e;
+    await fallBackToCpu(`WebGPU failed during generation (${e.message || e})`);
+    pixels = await engine.generate(message.name, message.latents);
+  }
+  const entry = manifest.models.find((m) => m.name === message.name);
+  post({
+    type: 'images', id: message.id, channel: message.channel, name: message.name,
+    count: message.latents.length / entry.latent_size, side: entry.resolution,
+    pixels, ms: performance.now() - started,
+  }, [pixels.buffer]);
+}
+
+// Messages are handled one at a time, in order.
+let queue = Promise.resolve();
+self.onmessage = (event) => {
+  const message = event.data;
+  queue = queue.then(async () => {
+    try {
+      switch (message.type) {
+        case 'init': ready = start(message.preferGpu); await ready; break;
+        case 'manifest': post({ type: 'manifest', models: await fetchManifest() }); break;
+        case 'load': await load(message.name); post({ type: 'loaded', name: message.name }); break;
+        case 'generate': await generate(message); break;
+        case 'latents': {
+          const latents = message.seeds.map((s) => Array.from(engine.latent(s, message.size)));
+          post({ type: 'latents', id: message.id, latents });
+          break;
+        }
+        case 'memory': post({ type: 'memory', id: message.id, bytes: engine.memory_bytes() }); break;
+        default: throw new Error(`unknown message ${message.type}`);
+      }
+    } catch (e) {
+      post({ type: 'error', scope: message.type, name: message.name, id: message.id,
+             channel: message.channel, message: String(e && e.message ? e.message : e) });
+    }
+  });
+};

@@ -1,0 +1,213 @@
+// Headless Chromium tests of the catgan page, against a site built by scripts/build-web.
+// Environment: SITE (the built site folder), CATGAN (the native binary), CHROMIUM (browser).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const SITE = process.env.SITE || path.join(root, 'target/site');
+const CATGAN = process.env.CATGAN || path.join(root, 'target/release/catgan');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'catgan-page-'));
+
+const types = {
+  '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json',
+  '.wasm': 'application/wasm', '.png': 'image/png', '.bpk': 'application/octet-stream',
+};
+
+// Each scenario is a URL prefix, so the site is also exercised under sub-paths.
+function scenario(name, file, body) {
+  const manifest = () => JSON.parse(fs.readFileSync(path.join(SITE, 'assets/manifest.json')));
+  if (name === 'missing-manifest' && file === 'assets/manifest.json') return null;
+  if (name === 'bad-sha' && file === 'assets/manifest.json') {
+    const m = manifest(); m.models[0].sha256 = '0'.repeat(64); return JSON.stringify(m);
+  }
+  if (name === 'wrong-version' && file === 'assets/manifest.json') {
+    const m = manifest(); m.models[0].format_version = 99; return JSON.stringify(m);
+  }
+  if (name === 'html-weights' && file.endsWith('.bpk')) return fs.readFileSync(path.join(SITE, 'index.html'));
+  if (name === 'truncated' && file.endsWith('.bpk')) return body.subarray(0, body.length >> 1);
+  return body;
+}
+
+let server, base, browser, gpuBrowser;
+
+before(async () => {
+  assert.ok(fs.existsSync(path.join(SITE, 'catgan_web_bg.wasm')), `no built site in ${SITE}; run scripts/build-web ${SITE}`);
+  server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const [, name, ...rest] = url.pathname.split('/');
+    const file = rest.join('/') || 'index.html';
+    const source = name === 'scratch' ? path.join(scratch, file) : path.join(SITE, file);
+    if (!source.startsWith(name === 'scratch' ? scratch : SITE) || !fs.existsSync(source)) {
+      res.writeHead(404, { 'content-type': 'text/html' }); res.end('<!doctype html><h1>Not found</h1>'); return;
+    }
+    const body = scenario(name, file, fs.readFileSync(source));
+    if (body === null) { res.writeHead(404); res.end('<html>not found</html>'); return; }
+    res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' });
+    res.end(body);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${server.address().port}`;
+  const args = ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', '--disable-quic'];
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: [...args, '--disable-gpu'] });
+  gpuBrowser = await chromium.launch({ executablePath: CHROMIUM,
+    args: [...args, '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'] });
+});
+
+after(async () => {
+  await browser?.close();
+  await gpuBrowser?.close();
+  server?.close();
+});
+
+async function open(url, { gpu = false } = {}) {
+  const page = await (gpu ? gpuBrowser : browser).newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('dialog', (d) => { errors.push(`dialog: ${d.message()}`); d.dismiss(); });
+  await page.goto(`${base}/${url}`);
+  return { page, errors };
+}
+
+const drawn = (page, what, n = 1) =>
+  page.waitForFunction(([w, k]) => Number(document.body.dataset[w] || 0) >= k, [what, n], { timeout: 180_000 });
+
+// Pixels of a canvas (RGBA) by selector, or of every grid canvas.
+const pixels = (page, selector) => page.evaluate((sel) => [...document.querySelectorAll(sel)].map((c) =>
+  Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)), selector);
+
+function stats(rgba) {
+  const values = rgba.filter((_, i) => i % 4 !== 3);
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length);
+  return { mean, sd };
+}
+
+const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+test('the CPU backend draws a grid of sixteen different cats', async () => {
+  const { page, errors } = await open('ok/index.html#backend=cpu');
+  await drawn(page, 'gridDrawn');
+  assert.match(await page.textContent('#backend'), /CPU/);
+  const cells = await pixels(page, '#grid canvas');
+  assert.equal(cells.length, 16);
+  for (const cell of cells) assert.ok(stats(cell).sd > 10, 'a cell is nearly flat');
+  assert.ok(maxDiff(cells[0], cells[1]) > 50, 'two cells are the same image');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the page draws the same cat as `catgan sample` for the same model and seed', async () => {
+  const model = JSON.parse(fs.readFileSync(path.join(SITE, 'assets/manifest.json'))).models[0].name;
+  execFileSync(CATGAN, ['sample', '--model', model, '--seed', '4242', '--count', '1', '--device', 'cpu',
+    '--assets', path.join(SITE, 'assets'), '--out', path.join(scratch, 'native.png')], { stdio: 'ignore' });
+  const { page, errors } = await open(`ok/index.html#backend=cpu&model=${model}&seed=4242&cat=0`);
+  await drawn(page, 'editorDrawn');
+  const [shown] = await pixels(page, '#editor');
+  const native = await page.evaluate(async (src) => {
+    const img = new Image(); img.src = src; await img.decode();
+    const c = document.createElement('canvas'); c.width = img.width; c.height = img.height;
+    const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+    return Array.from(ctx.getImageData(0, 0, c.width, c.height).data);
+  }, `${base}/scratch/native.png`);
+  assert.equal(shown.length, native.length);
+  // Same code, same weights, same latent: only float rounding between native and wasm differs.
+  assert.ok(maxDiff(shown, native) <= 2, `pixels differ by ${maxDiff(shown, native)}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a share link reproduces the edited cat', async () => {
+  const { page, errors } = await open('ok/index.html#backend=cpu&seed=99&cat=3&psi=0.80&e=2:1.50,7:-2.00');
+  await drawn(page, 'editorDrawn');
+  const state = await page.evaluate(() => ({ seed: catgan.state.seed, cat: catgan.state.cat,
+    psi: catgan.state.psi, edits: [...catgan.state.edits] }));
+  assert.deepEqual(state, { seed: 99, cat: 3, psi: 0.8, edits: [[2, 1.5], [7, -2]] });
+  await page.waitForTimeout(500);
+  const [before] = await pixels(page, '#editor');
+  await page.click('#share');
+  const link = await page.inputValue('#share-url');
+  const again = await open(link.replace(base + '/', ''));
+  await drawn(again.page, 'editorDrawn');
+  await again.page.waitForTimeout(500);
+  const [after] = await pixels(again.page, '#editor');
+  assert.deepEqual(after, before);
+  assert.deepEqual([...errors, ...again.errors], []);
+  await page.close(); await again.page.close();
+});
+
+test('hostile or malformed URL values fall back to defaults and inject nothing', async () => {
+  const evil = encodeURIComponent('<img src=x onerror="window.pwned=1">');
+  const { page, errors } = await open(`ok/index.html#backend=cpu&model=${evil}&seed=-5&cat=99&psi=NaN&e=1:999,abc,<b>`);
+  await drawn(page, 'gridDrawn');
+  const result = await page.evaluate(() => ({ pwned: window.pwned ?? null, imgs: document.images.length,
+    seed: catgan.state.seed, cat: catgan.state.cat, psi: catgan.state.psi, edits: catgan.state.edits.size }));
+  assert.deepEqual(result, { pwned: null, imgs: 0, seed: 0, cat: 0, psi: 1, edits: 0 });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+for (const [name, expected] of [
+  ['bad-sha', /SHA-256/], ['html-weights', /HTML/], ['truncated', /truncated/],
+  ['wrong-version', /format version/], ['missing-manifest', /manifest/],
+]) {
+  test(`broken assets (${name}) give a clear message on the page`, async () => {
+    const { page, errors } = await open(`${name}/index.html#backend=cpu`);
+    await page.waitForFunction(() => document.body.dataset.error, null, { timeout: 120_000 });
+    const status = await page.textContent('#status');
+    assert.match(status, expected);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+}
+
+test('wasm memory stays flat over many slider moves', async () => {
+  const { page, errors } = await open('ok/index.html#backend=cpu');
+  await drawn(page, 'editorDrawn');
+  const move = (n) => page.evaluate(async (count) => {
+    const slider = document.querySelector('#sliders input');
+    for (let i = 0; i < count; i++) {
+      slider.value = String(((i % 13) - 6) / 2);
+      slider.dispatchEvent(new Event('input'));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }, n);
+  const settle = async () => {
+    const target = await page.evaluate(() => Number(document.body.dataset.editorDrawn));
+    await page.waitForTimeout(1500);
+    await drawn(page, 'editorDrawn', target);
+  };
+  await move(50); await settle();
+  const early = await page.evaluate(() => catgan.memory());
+  await move(500); await settle();
+  const late = await page.evaluate(() => catgan.memory());
+  assert.ok(late <= early, `wasm memory grew from ${early} to ${late} bytes`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('WebGPU draws the same cats as the CPU backend', async (t) => {
+  const { page, errors } = await open('ok/index.html#seed=5', { gpu: true });
+  await drawn(page, 'gridDrawn');
+  const backend = await page.textContent('#backend');
+  if (!backend.startsWith('WebGPU')) {
+    t.skip(`this Chromium offers no WebGPU adapter (page says: ${backend})`);
+    await page.close();
+    return;
+  }
+  const gpu = await pixels(page, '#grid canvas');
+  const cpuPage = await open('ok/index.html#seed=5&backend=cpu');
+  await drawn(cpuPage.page, 'gridDrawn');
+  const cpu = await pixels(cpuPage.page, '#grid canvas');
+  const worst = Math.max(...gpu.map((g, i) => maxDiff(g, cpu[i])));
+  assert.ok(worst <= 3, `WebGPU and CPU cats differ by up to ${worst}`);
+  assert.deepEqual([...errors, ...cpuPage.errors], []);
+  await page.close(); await cpuPage.page.close();
+});
