@@ -434,3 +434,45 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod real_data {
+    use super::*;
+
+    /// The shared cat faces, where this checkout has them beside it.
+    fn shared_cats() -> Option<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cats64");
+        if dir.is_dir() {
+            Some(dir)
+        } else {
+            eprintln!(
+                "SKIPPED: {} is missing (real-cat tests need ../shared/data)",
+                dir.display()
+            );
+            None
+        }
+    }
+
+    #[test]
+    fn every_shared_cat_loads_at_full_size() {
+        let Some(dir) = shared_cats() else { return };
+        let (data, skipped) = load_folder(&dir, &LoadOptions::new(64)).unwrap();
+        assert!(
+            skipped.is_empty(),
+            "skipped: {:?}",
+            &skipped[..skipped.len().min(3)]
+        );
+        assert_eq!(data.len(), 8372);
+        assert_eq!(data.pixels.len(), 8372 * 64 * 64 * 3);
+        // Real photos: neither black nor saturated on average.
+        let mean = data.pixels.iter().map(|&p| p as f64).sum::<f64>() / data.pixels.len() as f64;
+        assert!((60.0..200.0).contains(&mean), "mean pixel {mean}");
+    }
+
+    #[test]
+    fn shared_cats_downscale_to_other_resolutions() {
+        let Some(dir) = shared_cats() else { return };
+        let (data, _) = load_folder(&dir, &LoadOptions::new(16)).unwrap();
+        assert_eq!(data.pixels.len(), data.len() * 16 * 16 * 3);
+    }
+}

@@ -246,3 +246,136 @@ pub fn sample(options: &SampleOptions, device: &Device) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::{Loss, RunOptions, train};
+    use crate::{checkpoint, data::Dataset};
+    use catgan_model::ModelConfig;
+    use catgan_model::dcgan::DcganConfig;
+    use catgan_model::rng::SplitMix64;
+
+    fn tiny_run(run: &Path) -> TrainConfig {
+        let config = TrainConfig {
+            model: ModelConfig::Dcgan(
+                DcganConfig::new()
+                    .with_latent_size(8)
+                    .with_resolution(8)
+                    .with_generator_width(4)
+                    .with_discriminator_width(4),
+            ),
+            data: PathBuf::from("(in memory)"),
+            batch_size: 4,
+            loss: Loss::Ralsgan,
+            learning_rate_generator: 1e-3,
+            learning_rate_discriminator: 1e-3,
+            beta1: 0.5,
+            beta2: 0.999,
+            ema_kimg: 0.01,
+            ema_rampup: 0.5,
+            total_kimg: 0.016,
+            tick_kimg: 0.016,
+            checkpoint_ticks: 1,
+            keep_checkpoints: 1,
+            grid_cells: 9,
+            seed: 1,
+            max_pixels: 1 << 20,
+        };
+        let mut rng = SplitMix64::new(5);
+        let dataset = Dataset {
+            resolution: 8,
+            pixels: (0..8 * 8 * 8 * 3).map(|_| rng.next_u64() as u8).collect(),
+            names: (0..8).map(|i| i.to_string()).collect(),
+        };
+        checkpoint::prepare_fresh(run, false).unwrap();
+        train(
+            run,
+            &config,
+            &dataset,
+            &Device::flex(),
+            &RunOptions::default(),
+        )
+        .unwrap();
+        config
+    }
+
+    fn export_to(run: &Path, assets: &Path, precision: Option<Precision>) -> ManifestEntry {
+        let options = ExportOptions {
+            run: run.to_path_buf(),
+            name: "tiny".into(),
+            assets: assets.to_path_buf(),
+            precision,
+            tolerance: 0.02,
+        };
+        export(&options, &Device::flex()).unwrap()
+    }
+
+    #[test]
+    fn sample_from_exported_weights_reproduces_the_training_grid() {
+        let run = tempfile::tempdir().unwrap();
+        let assets = tempfile::tempdir().unwrap();
+        tiny_run(run.path());
+        let entry = export_to(run.path(), assets.path(), Some(Precision::F32));
+        assert_eq!(entry.max_abs_error, 0.0);
+        assert_eq!(entry.kimg, 0.016);
+
+        let out = assets.path().join("grid.png");
+        let options = SampleOptions {
+            assets: assets.path().to_path_buf(),
+            model: "tiny".into(),
+            seed: 0,
+            count: 9,
+            out: out.clone(),
+            scale: 1,
+        };
+        sample(&options, &Device::flex()).unwrap();
+        let sampled = image::open(&out).unwrap().to_rgb8();
+        let trained = image::open(run.path().join("samples/kimg-00000.0.png"))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(sampled.dimensions(), (3 * 9 - 1, 3 * 9 - 1));
+        assert!(
+            sampled == trained,
+            "the sampled grid differs from the training grid"
+        );
+    }
+
+    #[test]
+    fn export_prefers_f16_and_records_what_it_measured() {
+        let run = tempfile::tempdir().unwrap();
+        let assets = tempfile::tempdir().unwrap();
+        tiny_run(run.path());
+        let entry = export_to(run.path(), assets.path(), None);
+        assert_eq!(entry.precision, Precision::F16);
+        assert!(entry.max_abs_error > 0.0 && entry.max_abs_error <= 0.02);
+        let manifest = read_manifest(assets.path()).unwrap();
+        assert_eq!(manifest.models, vec![entry.clone()]);
+        let bytes = std::fs::read(assets.path().join(&entry.file)).unwrap();
+        entry.check_weights(&bytes).unwrap();
+        // Exporting again under the same name replaces the entry rather than adding one.
+        export_to(run.path(), assets.path(), Some(Precision::F32));
+        assert_eq!(read_manifest(assets.path()).unwrap().models.len(), 1);
+    }
+
+    #[test]
+    fn export_refuses_bad_names_and_folders_without_checkpoints() {
+        let run = tempfile::tempdir().unwrap();
+        let assets = tempfile::tempdir().unwrap();
+        let options = ExportOptions {
+            run: run.path().to_path_buf(),
+            name: "../evil".into(),
+            assets: assets.path().to_path_buf(),
+            precision: None,
+            tolerance: 0.02,
+        };
+        let err = export(&options, &Device::flex()).unwrap_err().to_string();
+        assert!(err.contains("must be letters"), "{err}");
+        let options = ExportOptions {
+            name: "ok".into(),
+            ..options
+        };
+        let err = format!("{:#}", export(&options, &Device::flex()).unwrap_err());
+        assert!(err.contains("a run folder?"), "{err}");
+    }
+}
