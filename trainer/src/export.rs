@@ -2,8 +2,8 @@
 //! shipped weights alone).
 
 use crate::checkpoint;
+use crate::config::TrainConfig;
 use crate::grid;
-use crate::train::TrainConfig;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
@@ -250,7 +250,8 @@ pub fn sample(options: &SampleOptions, device: &Device) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::{Loss, RunOptions, train};
+    use crate::loss::Loss;
+    use crate::train::{RunOptions, train};
     use crate::{checkpoint, data::Dataset};
     use catgan_model::ModelConfig;
     use catgan_model::dcgan::DcganConfig;

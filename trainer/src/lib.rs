@@ -1,10 +1,14 @@
 //! The `catgan` trainer as a library: data loading, the training loop, checkpoints, export and
 //! sampling. The `catgan` binary is a thin command-line layer over it.
 
+pub mod bench;
 pub mod checkpoint;
+pub mod config;
 pub mod data;
 pub mod device;
 pub mod export;
 pub mod grid;
 pub mod logging;
+pub mod loss;
+pub mod networks;
 pub mod train;

@@ -1,9 +1,11 @@
 //! `catgan`: train GANs on cat photos, export the generator for the page, and sample from it.
 
 use anyhow::{Context, Result, bail};
+use catgan::config::TrainConfig;
 use catgan::device::{self, DeviceChoice};
 use catgan::export::{self, ExportOptions, SampleOptions};
-use catgan::train::{self, Loss, RunOptions, TrainConfig};
+use catgan::loss::Loss;
+use catgan::train::{self, RunOptions};
 use catgan::{checkpoint, logging};
 use catgan_model::dcgan::DcganConfig;
 use catgan_model::format::Precision;
@@ -318,7 +320,6 @@ fn run_train(args: TrainArgs) -> Result<()> {
         progress: !args.common.no_progress,
         stop_after_step: None,
         device_name: chosen.description.clone(),
-        command: command_line(),
     };
     let summary = train::train(&run, &config, &dataset, &chosen.device, &options)?;
     info!(
@@ -331,80 +332,85 @@ fn run_train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_export(args: ExportArgs) -> Result<()> {
+    let chosen = device::choose(args.common.device)?;
+    let config = export::read_config(&args.run)?;
+    let options = ExportOptions {
+        name: args.name.unwrap_or_else(|| config.model.arch().to_string()),
+        run: args.run,
+        assets: args.assets,
+        precision: match args.precision {
+            PrecisionArg::Auto => None,
+            PrecisionArg::F16 => Some(Precision::F16),
+            PrecisionArg::F32 => Some(Precision::F32),
+        },
+        tolerance: args.tolerance,
+    };
+    export::export(&options, &chosen.device).map(|_| ())
+}
+
+fn run_sample(args: SampleArgs) -> Result<()> {
+    let chosen = device::choose(args.common.device)?;
+    let options = SampleOptions {
+        assets: args.assets,
+        model: args.model,
+        seed: args.seed,
+        count: args.count,
+        out: args.out,
+        scale: args.scale,
+    };
+    export::sample(&options, &chosen.device)
+}
+
+fn run_bench(args: BenchArgs) -> Result<()> {
+    let chosen = device::choose(args.common.device)?;
+    let model = model_config(
+        args.arch,
+        64,
+        args.latent_size,
+        args.generator_width,
+        args.discriminator_width,
+    )?;
+    let result = catgan::bench::bench(&model, args.batch_size, args.steps, &chosen.device)?;
+    let line = serde_json::json!({
+        "arch": model.arch(),
+        "config": model,
+        "device": chosen.description,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "images_per_second_median": result.median,
+        "images_per_second_best": result.best,
+    });
+    println!("{line}");
+    Ok(())
+}
+
+fn run_devices() -> Result<()> {
+    let adapters = device::adapters();
+    if adapters.is_empty() {
+        println!("wgpu sees no adapters");
+    }
+    for a in &adapters {
+        let kind = if a.hardware {
+            "hardware GPU"
+        } else {
+            "software, not used"
+        };
+        println!("{} ({}): {kind}", a.name, a.backend);
+    }
+    let chosen = device::choose(DeviceChoice::Auto)?;
+    println!("--device auto picks: {}", chosen.description);
+    Ok(())
+}
+
 fn main() {
     logging::init();
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match Cli::parse().command {
         Command::Train(args) => run_train(args),
-        Command::Export(args) => (|| {
-            let chosen = device::choose(args.common.device)?;
-            let config = export::read_config(&args.run)?;
-            let options = ExportOptions {
-                name: args.name.unwrap_or_else(|| config.model.arch().to_string()),
-                run: args.run,
-                assets: args.assets,
-                precision: match args.precision {
-                    PrecisionArg::Auto => None,
-                    PrecisionArg::F16 => Some(Precision::F16),
-                    PrecisionArg::F32 => Some(Precision::F32),
-                },
-                tolerance: args.tolerance,
-            };
-            export::export(&options, &chosen.device).map(|_| ())
-        })(),
-        Command::Sample(args) => (|| {
-            let chosen = device::choose(args.common.device)?;
-            let options = SampleOptions {
-                assets: args.assets,
-                model: args.model,
-                seed: args.seed,
-                count: args.count,
-                out: args.out,
-                scale: args.scale,
-            };
-            export::sample(&options, &chosen.device)
-        })(),
-        Command::Bench(args) => (|| {
-            let chosen = device::choose(args.common.device)?;
-            let model = model_config(
-                args.arch,
-                64,
-                args.latent_size,
-                args.generator_width,
-                args.discriminator_width,
-            )?;
-            let result = train::bench(&model, args.batch_size, args.steps, &chosen.device)?;
-            println!(
-                "{{\"arch\":\"{}\",\"device\":\"{}\",\"batch_size\":{},\"steps\":{},\
-                 \"images_per_second_median\":{:.2},\"images_per_second_best\":{:.2}}}",
-                model.arch(),
-                chosen.description,
-                args.batch_size,
-                args.steps,
-                result.median,
-                result.best
-            );
-            Ok(())
-        })(),
-        Command::Devices => (|| {
-            let adapters = device::adapters();
-            if adapters.is_empty() {
-                println!("wgpu sees no adapters");
-            }
-            for a in &adapters {
-                let kind = if a.hardware {
-                    "hardware GPU"
-                } else {
-                    "software, not used"
-                };
-                println!("{} ({}): {kind}", a.name, a.backend);
-            }
-            println!(
-                "--device auto picks: {}",
-                device::choose(DeviceChoice::Auto)?.description
-            );
-            Ok(())
-        })(),
+        Command::Export(args) => run_export(args),
+        Command::Sample(args) => run_sample(args),
+        Command::Bench(args) => run_bench(args),
+        Command::Devices => run_devices(),
     };
     if let Err(error) = result {
         logging::set_bar(None);

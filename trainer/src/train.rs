@@ -6,88 +6,23 @@
 //! continues exactly where the checkpoint left it.
 
 use crate::checkpoint::{self, State};
+use crate::config::TrainConfig;
 use crate::data::{self, BatchPlan, Dataset, LoadOptions};
 use crate::grid;
 use crate::logging;
+use crate::loss::mean_of;
+use crate::networks::{Networks, ema_beta, update_ema};
 use anyhow::{Context, Result, bail};
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::store::ModuleRecord;
-use burn::tensor::activation::softplus;
-use catgan_model::format::detached_copy;
 use catgan_model::latent::latents_for_seeds;
 use catgan_model::rng::SplitMix64;
-use catgan_model::{Discriminator, Generator, ModelConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tracing::{info, warn};
-
-/// The adversarial loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Loss {
-    /// Non-saturating logistic loss (Goodfellow et al. 2014): the generator maximises
-    /// log D(G(z)) rather than minimising log(1 - D(G(z))).
-    Logistic,
-    /// Relativistic average least squares (Jolicoeur-Martineau 2018): each network judges real
-    /// images against the average fake, and fakes against the average real.
-    Ralsgan,
-}
-
-/// Everything a run is configured with; saved as `config.json` in the run folder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// The networks.
-    pub model: ModelConfig,
-    /// The image folder.
-    pub data: PathBuf,
-    /// Images per step.
-    pub batch_size: usize,
-    /// The adversarial loss.
-    pub loss: Loss,
-    /// Adam learning rate of the generator.
-    pub learning_rate_generator: f64,
-    /// Adam learning rate of the discriminator.
-    pub learning_rate_discriminator: f64,
-    /// Adam's first-moment decay; 0.5 as in the DCGAN paper, since 0.9 oscillates in GANs.
-    pub beta1: f32,
-    /// Adam's second-moment decay.
-    pub beta2: f32,
-    /// Half-life of the generator's moving average, in thousands of images.
-    pub ema_kimg: f64,
-    /// Early in training the half-life is at most this fraction of the images shown, so the
-    /// average does not drag the first random weights along.
-    pub ema_rampup: f64,
-    /// Length of the run in thousands of real images shown.
-    pub total_kimg: f64,
-    /// A stats line and sample grid every this many thousand images.
-    pub tick_kimg: f64,
-    /// A checkpoint every this many ticks (and always at the end).
-    pub checkpoint_ticks: u64,
-    /// Checkpoints kept; older ones are deleted.
-    pub keep_checkpoints: usize,
-    /// Cells in the sample grids (latents of seeds 0, 1, ...).
-    pub grid_cells: usize,
-    /// Seed of the initial weights and of every random choice.
-    pub seed: u64,
-    /// Images with more pixels than this are refused before decoding.
-    pub max_pixels: u64,
-}
-
-impl TrainConfig {
-    /// Training steps in the whole run.
-    pub fn total_steps(&self) -> u64 {
-        (self.total_kimg * 1000.0 / self.batch_size as f64).ceil() as u64
-    }
-
-    fn tick_images(&self) -> u64 {
-        ((self.tick_kimg * 1000.0) as u64).max(1)
-    }
-}
 
 /// Per-run options that are not part of the configuration.
 #[derive(Debug, Clone, Default)]
@@ -98,171 +33,21 @@ pub struct RunOptions {
     pub stop_after_step: Option<u64>,
     /// Description of the device, for logs and checkpoints.
     pub device_name: String,
-    /// The command line, for the record.
-    pub command: String,
-}
-
-/// Both networks, their optimisers and the moving-average generator.
-pub struct Networks {
-    generator: Generator,
-    discriminator: Discriminator,
-    /// Moving average of the generator's weights, on the plain (non-autodiff) device.
-    pub ema: Generator,
-    optimizer_generator: ModuleOptimizer,
-    optimizer_discriminator: ModuleOptimizer,
-}
-
-fn adam(config: &TrainConfig) -> ModuleOptimizer {
-    AdamConfig::new()
-        .with_beta_1(config.beta1)
-        .with_beta_2(config.beta2)
-        .with_epsilon(1e-8)
-        .init()
-}
-
-impl Networks {
-    /// Fresh networks seeded by `config.seed`.
-    pub fn new(config: &TrainConfig, device: &Device) -> Self {
-        device.seed(config.seed);
-        let autodiff = device.clone().autodiff();
-        let generator = config.model.init_generator(&autodiff);
-        let discriminator = config.model.init_discriminator(&autodiff);
-        let ema = detached_copy(&config.model, &generator, device).valid();
-        Self {
-            generator,
-            discriminator,
-            ema,
-            optimizer_generator: adam(config),
-            optimizer_discriminator: adam(config),
-        }
-    }
-
-    /// Networks as saved in `checkpoint`.
-    pub fn load(config: &TrainConfig, checkpoint: &Path, device: &Device) -> Result<Self> {
-        let autodiff = device.clone().autodiff();
-        let record = |name: &str| {
-            let path = checkpoint.join(name);
-            ModuleRecord::load(&path).with_context(|| format!("cannot read {}", path.display()))
-        };
-        let shape_error = |name: &str| format!("{} does not fit this model", name);
-        let generator = config
-            .model
-            .init_generator(&autodiff)
-            .try_load_record(record(checkpoint::GENERATOR)?)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| shape_error(checkpoint::GENERATOR))?;
-        let discriminator = config
-            .model
-            .init_discriminator(&autodiff)
-            .try_load_record(record(checkpoint::DISCRIMINATOR)?)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?;
-        let ema = config
-            .model
-            .init_generator(device)
-            .try_load_record(record(checkpoint::GENERATOR_EMA)?)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| shape_error(checkpoint::GENERATOR_EMA))?
-            .valid();
-        let optimizer = |name: &str| {
-            let path = checkpoint.join(name);
-            adam(config)
-                .load(&path)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .with_context(|| format!("cannot read {}", path.display()))
-        };
-        Ok(Self {
-            generator,
-            discriminator,
-            ema,
-            optimizer_generator: optimizer(checkpoint::OPTIMIZER_GENERATOR)?,
-            optimizer_discriminator: optimizer(checkpoint::OPTIMIZER_DISCRIMINATOR)?,
-        })
-    }
-
-    /// Writes every network and optimiser into `dir`.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        let save = |record: ModuleRecord, name: &str| {
-            let path = dir.join(name);
-            record
-                .save(&path)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .with_context(|| format!("cannot write {}", path.display()))
-        };
-        // Batch norm keeps its newest running statistics pending until the next forward pass;
-        // a record taken straight from the training modules would miss them. `valid()` commits
-        // them and gives a snapshot with the same parameter ids.
-        save(self.generator.valid().into_record(), checkpoint::GENERATOR)?;
-        save(self.ema.clone().into_record(), checkpoint::GENERATOR_EMA)?;
-        save(
-            self.discriminator.valid().into_record(),
-            checkpoint::DISCRIMINATOR,
-        )?;
-        for (optimizer, name) in [
-            (&self.optimizer_generator, checkpoint::OPTIMIZER_GENERATOR),
-            (
-                &self.optimizer_discriminator,
-                checkpoint::OPTIMIZER_DISCRIMINATOR,
-            ),
-        ] {
-            let path = dir.join(name);
-            optimizer
-                .save(&path)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        Ok(())
-    }
 }
 
 /// Losses and discriminator outputs of one step, still on the device.
-struct StepStats {
-    loss_generator: Tensor<1>,
+pub(crate) struct StepStats {
+    pub(crate) loss_generator: Tensor<1>,
     loss_discriminator: Tensor<1>,
     d_real: Tensor<1>,
     d_fake: Tensor<1>,
-}
-
-fn mean_of(x: Tensor<1>) -> Tensor<1> {
-    x.mean().reshape([1])
-}
-
-impl Loss {
-    fn discriminator(self, real: Tensor<1>, fake: Tensor<1>) -> Tensor<1> {
-        match self {
-            Loss::Logistic => mean_of(softplus(real.neg(), 1.0) + softplus(fake, 1.0)),
-            Loss::Ralsgan => {
-                let (real_mean, fake_mean) = (real.clone().mean(), fake.clone().mean());
-                let real_term = (real - fake_mean - 1.0).powi_scalar(2);
-                let fake_term = (fake - real_mean + 1.0).powi_scalar(2);
-                mean_of(real_term) + mean_of(fake_term)
-            }
-        }
-    }
-
-    fn generator(self, real: Option<Tensor<1>>, fake: Tensor<1>) -> Tensor<1> {
-        match (self, real) {
-            (Loss::Logistic, _) => mean_of(softplus(fake.neg(), 1.0)),
-            (Loss::Ralsgan, Some(real)) => {
-                let (real_mean, fake_mean) = (real.clone().mean(), fake.clone().mean());
-                let real_term = (real - fake_mean + 1.0).powi_scalar(2);
-                let fake_term = (fake - real_mean - 1.0).powi_scalar(2);
-                mean_of(real_term) + mean_of(fake_term)
-            }
-            (Loss::Ralsgan, None) => unreachable!("the relativistic loss needs real scores"),
-        }
-    }
-
-    fn needs_real_for_generator(self) -> bool {
-        self == Loss::Ralsgan
-    }
 }
 
 /// Stream number of per-step latents (data streams are in `data`).
 const STREAM_LATENT: u64 = 3;
 
 /// One training step on the batch of step `step`.
-fn train_step(
+pub(crate) fn train_step(
     networks: &mut Networks,
     config: &TrainConfig,
     dataset: &Dataset,
@@ -312,57 +97,6 @@ fn train_step(
         d_real: mean_of(d_real.detach()),
         d_fake: mean_of(d_fake.detach()),
     }
-}
-
-/// Collects a module's float tensors (weights and batch-norm statistics) in visiting order.
-struct Collect(Vec<Tensor<1>>);
-
-impl ModuleVisitor for Collect {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let value = param.val().without_autodiff();
-        let count = value.shape().num_elements();
-        self.0.push(value.reshape([count]));
-    }
-}
-
-/// Moves each float tensor of the module it maps toward the collected ones.
-struct Blend {
-    sources: std::vec::IntoIter<Tensor<1>>,
-    beta: f64,
-}
-
-impl ModuleMapper for Blend {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let source = self
-            .sources
-            .next()
-            .expect("EMA and generator have the same layout");
-        let beta = self.beta;
-        param.map(|average| {
-            let dims = average.dims();
-            average.mul_scalar(beta) + source.reshape(dims).mul_scalar(1.0 - beta)
-        })
-    }
-}
-
-/// Decay of the moving average for one step, from its half-life in images.
-pub fn ema_beta(config: &TrainConfig, images_before: u64) -> f64 {
-    let half_life = (config.ema_kimg * 1000.0).min(images_before as f64 * config.ema_rampup);
-    if half_life <= 0.0 {
-        return 0.0;
-    }
-    0.5f64.powf(config.batch_size as f64 / half_life)
-}
-
-fn update_ema(networks: &mut Networks, beta: f64) {
-    let mut collect = Collect(Vec::new());
-    // `valid()` commits batch norm's pending running statistics (see `Networks::save`).
-    networks.generator.valid().visit(&mut collect);
-    let mut blend = Blend {
-        sources: collect.0.into_iter(),
-        beta,
-    };
-    networks.ema = networks.ema.clone().map(&mut blend);
 }
 
 /// Resident memory of this process in MiB, where the platform tells.
@@ -681,77 +415,14 @@ fn append_line(path: &Path, line: &str) -> Result<()> {
     writeln!(file, "{line}").with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Result of [`bench`].
-#[derive(Debug, Clone, Copy)]
-pub struct BenchResult {
-    /// Median images per second over the timed steps.
-    pub median: f64,
-    /// Best images per second of a single step.
-    pub best: f64,
-}
-
-/// Times full training steps (discriminator then generator update, EMA included) on random
-/// images, after two warm-up steps.
-pub fn bench(
-    model: &ModelConfig,
-    batch_size: usize,
-    steps: u64,
-    device: &Device,
-) -> Result<BenchResult> {
-    let resolution = model.resolution();
-    let count = batch_size.max(1) * 2;
-    let mut rng = SplitMix64::new(1);
-    let dataset = Dataset {
-        resolution,
-        pixels: (0..count * resolution * resolution * 3)
-            .map(|_| rng.next_u64() as u8)
-            .collect(),
-        names: (0..count).map(|i| format!("random-{i}")).collect(),
-    };
-    let config = TrainConfig {
-        model: model.clone(),
-        data: PathBuf::from("(random)"),
-        batch_size,
-        loss: Loss::Logistic,
-        learning_rate_generator: 2e-4,
-        learning_rate_discriminator: 2e-4,
-        beta1: 0.5,
-        beta2: 0.999,
-        ema_kimg: 10.0,
-        ema_rampup: 0.1,
-        total_kimg: 1.0,
-        tick_kimg: 1.0,
-        checkpoint_ticks: 1,
-        keep_checkpoints: 1,
-        grid_cells: 1,
-        seed: 0,
-        max_pixels: 0,
-    };
-    let autodiff = device.clone().autodiff();
-    let mut networks = Networks::new(&config, device);
-    let mut plan = BatchPlan::new(0, count);
-    let mut rates = Vec::new();
-    for step in 0..steps + 2 {
-        let start = Instant::now();
-        let stats = train_step(&mut networks, &config, &dataset, &mut plan, step, &autodiff);
-        update_ema(&mut networks, 0.99);
-        // Reading a value waits for the device to finish the step.
-        let _ = stats.loss_generator.into_data();
-        let _ = networks.ema.clone().into_record();
-        if step >= 2 {
-            rates.push(batch_size as f64 / start.elapsed().as_secs_f64());
-        }
-    }
-    rates.sort_by(f64::total_cmp);
-    Ok(BenchResult {
-        median: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
-        best: rates.last().copied().unwrap_or(0.0),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loss::Loss;
+    use crate::networks::Collect;
+    use burn::module::Module;
+    use burn::store::ModuleRecord;
+    use catgan_model::ModelConfig;
     use catgan_model::dcgan::DcganConfig;
     use std::sync::Mutex;
 
@@ -906,38 +577,5 @@ mod tests {
             "{tick:?}"
         );
         assert!(run.path().join("samples/kimg-00000.2.png").exists());
-    }
-
-    #[test]
-    fn losses_take_their_textbook_values() {
-        let device = Device::flex();
-        let zeros = || Tensor::<1>::zeros([4], &device);
-        let value = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap()[0];
-        // A discriminator that outputs 0 everywhere: ln 2 per term.
-        let d = value(Loss::Logistic.discriminator(zeros(), zeros()));
-        assert!((d - 2.0 * std::f32::consts::LN_2).abs() < 1e-6, "{d}");
-        let g = value(Loss::Logistic.generator(None, zeros()));
-        assert!((g - std::f32::consts::LN_2).abs() < 1e-6, "{g}");
-        // Relativistic LSGAN at the optimum for D: real - mean(fake) = 1, fake - mean(real) = -1.
-        let real = Tensor::<1>::from_floats([1.0, 1.0], &device);
-        let fake = Tensor::<1>::from_floats([0.0, 0.0], &device);
-        assert!(value(Loss::Ralsgan.discriminator(real.clone(), fake.clone())).abs() < 1e-6);
-        let g = value(Loss::Ralsgan.generator(Some(real), fake));
-        assert!((g - 8.0).abs() < 1e-5, "{g}");
-    }
-
-    #[test]
-    fn ema_half_life_ramps_up_then_holds() {
-        let mut config = tiny_config();
-        config.batch_size = 64;
-        config.ema_kimg = 10.0;
-        config.ema_rampup = 0.1;
-        assert_eq!(ema_beta(&config, 0), 0.0);
-        // After 6,400 images the half-life is 640 images: 10 steps of 64 halve the weight.
-        let beta = ema_beta(&config, 6_400);
-        assert!((beta.powi(10) - 0.5).abs() < 1e-9, "{beta}");
-        // From 100k images on, the half-life is the configured 10k images.
-        let beta = ema_beta(&config, 1_000_000);
-        assert!((beta.powi(10_000 / 64) - 0.5).abs() < 0.01, "{beta}");
     }
 }

@@ -1,0 +1,58 @@
+//! The settings of a training run, saved as `config.json` in its folder.
+
+use crate::loss::Loss;
+use catgan_model::ModelConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Everything a run is configured with; saved as `config.json` in the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The networks.
+    pub model: ModelConfig,
+    /// The image folder.
+    pub data: PathBuf,
+    /// Images per step.
+    pub batch_size: usize,
+    /// The adversarial loss.
+    pub loss: Loss,
+    /// Adam learning rate of the generator.
+    pub learning_rate_generator: f64,
+    /// Adam learning rate of the discriminator.
+    pub learning_rate_discriminator: f64,
+    /// Adam's first-moment decay; 0.5 as in the DCGAN paper, since 0.9 oscillates in GANs.
+    pub beta1: f32,
+    /// Adam's second-moment decay.
+    pub beta2: f32,
+    /// Half-life of the generator's moving average, in thousands of images.
+    pub ema_kimg: f64,
+    /// Early in training the half-life is at most this fraction of the images shown, so the
+    /// average does not drag the first random weights along.
+    pub ema_rampup: f64,
+    /// Length of the run in thousands of real images shown.
+    pub total_kimg: f64,
+    /// A stats line and sample grid every this many thousand images.
+    pub tick_kimg: f64,
+    /// A checkpoint every this many ticks (and always at the end).
+    pub checkpoint_ticks: u64,
+    /// Checkpoints kept; older ones are deleted.
+    pub keep_checkpoints: usize,
+    /// Cells in the sample grids (latents of seeds 0, 1, ...).
+    pub grid_cells: usize,
+    /// Seed of the initial weights and of every random choice.
+    pub seed: u64,
+    /// Images with more pixels than this are refused before decoding.
+    pub max_pixels: u64,
+}
+
+impl TrainConfig {
+    /// Training steps in the whole run.
+    pub fn total_steps(&self) -> u64 {
+        (self.total_kimg * 1000.0 / self.batch_size as f64).ceil() as u64
+    }
+
+    /// Images between ticks.
+    pub fn tick_images(&self) -> u64 {
+        ((self.tick_kimg * 1000.0) as u64).max(1)
+    }
+}

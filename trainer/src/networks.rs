@@ -1,0 +1,228 @@
+//! Both networks of a run with their optimisers, the generator's moving average (EMA), and
+//! their checkpoint files.
+
+use crate::checkpoint;
+use crate::config::TrainConfig;
+use anyhow::{Context, Result};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use catgan_model::format::detached_copy;
+use catgan_model::{Discriminator, Generator};
+use std::path::Path;
+
+/// Both networks, their optimisers and the moving-average generator.
+pub struct Networks {
+    /// The generator being trained (on the autodiff device).
+    pub generator: Generator,
+    /// The discriminator being trained (on the autodiff device).
+    pub discriminator: Discriminator,
+    /// Moving average of the generator's weights, on the plain (non-autodiff) device.
+    pub ema: Generator,
+    /// Adam for the generator.
+    pub optimizer_generator: ModuleOptimizer,
+    /// Adam for the discriminator.
+    pub optimizer_discriminator: ModuleOptimizer,
+}
+
+fn adam(config: &TrainConfig) -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_beta_1(config.beta1)
+        .with_beta_2(config.beta2)
+        .with_epsilon(1e-8)
+        .init()
+}
+
+impl Networks {
+    /// Fresh networks seeded by `config.seed`.
+    pub fn new(config: &TrainConfig, device: &Device) -> Self {
+        device.seed(config.seed);
+        let autodiff = device.clone().autodiff();
+        let generator = config.model.init_generator(&autodiff);
+        let discriminator = config.model.init_discriminator(&autodiff);
+        let ema = detached_copy(&config.model, &generator, device).valid();
+        Self {
+            generator,
+            discriminator,
+            ema,
+            optimizer_generator: adam(config),
+            optimizer_discriminator: adam(config),
+        }
+    }
+
+    /// Networks as saved in `checkpoint`.
+    pub fn load(config: &TrainConfig, checkpoint: &Path, device: &Device) -> Result<Self> {
+        let autodiff = device.clone().autodiff();
+        let record = |name: &str| {
+            let path = checkpoint.join(name);
+            ModuleRecord::load(&path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let shape_error = |name: &str| format!("{} does not fit this model", name);
+        let generator = config
+            .model
+            .init_generator(&autodiff)
+            .try_load_record(record(checkpoint::GENERATOR)?)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| shape_error(checkpoint::GENERATOR))?;
+        let discriminator = config
+            .model
+            .init_discriminator(&autodiff)
+            .try_load_record(record(checkpoint::DISCRIMINATOR)?)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?;
+        let ema = config
+            .model
+            .init_generator(device)
+            .try_load_record(record(checkpoint::GENERATOR_EMA)?)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| shape_error(checkpoint::GENERATOR_EMA))?
+            .valid();
+        let optimizer = |name: &str| {
+            let path = checkpoint.join(name);
+            adam(config)
+                .load(&path)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("cannot read {}", path.display()))
+        };
+        Ok(Self {
+            generator,
+            discriminator,
+            ema,
+            optimizer_generator: optimizer(checkpoint::OPTIMIZER_GENERATOR)?,
+            optimizer_discriminator: optimizer(checkpoint::OPTIMIZER_DISCRIMINATOR)?,
+        })
+    }
+
+    /// Writes every network and optimiser into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let save = |record: ModuleRecord, name: &str| {
+            let path = dir.join(name);
+            record
+                .save(&path)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("cannot write {}", path.display()))
+        };
+        // Batch norm keeps its newest running statistics pending until the next forward pass;
+        // a record taken straight from the training modules would miss them. `valid()` commits
+        // them and gives a snapshot with the same parameter ids.
+        save(self.generator.valid().into_record(), checkpoint::GENERATOR)?;
+        save(self.ema.clone().into_record(), checkpoint::GENERATOR_EMA)?;
+        save(
+            self.discriminator.valid().into_record(),
+            checkpoint::DISCRIMINATOR,
+        )?;
+        for (optimizer, name) in [
+            (&self.optimizer_generator, checkpoint::OPTIMIZER_GENERATOR),
+            (
+                &self.optimizer_discriminator,
+                checkpoint::OPTIMIZER_DISCRIMINATOR,
+            ),
+        ] {
+            let path = dir.join(name);
+            optimizer
+                .save(&path)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects a module's float tensors (weights and batch-norm statistics) in visiting order.
+pub(crate) struct Collect(pub(crate) Vec<Tensor<1>>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val().without_autodiff();
+        let count = value.shape().num_elements();
+        self.0.push(value.reshape([count]));
+    }
+}
+
+/// Moves each float tensor of the module it maps toward the collected ones.
+struct Blend {
+    sources: std::vec::IntoIter<Tensor<1>>,
+    beta: f64,
+}
+
+impl ModuleMapper for Blend {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let source = self
+            .sources
+            .next()
+            .expect("EMA and generator have the same layout");
+        let beta = self.beta;
+        param.map(|average| {
+            let dims = average.dims();
+            average.mul_scalar(beta) + source.reshape(dims).mul_scalar(1.0 - beta)
+        })
+    }
+}
+
+/// Decay of the moving average for one step, from its half-life in images.
+pub fn ema_beta(config: &TrainConfig, images_before: u64) -> f64 {
+    let half_life = (config.ema_kimg * 1000.0).min(images_before as f64 * config.ema_rampup);
+    if half_life <= 0.0 {
+        return 0.0;
+    }
+    0.5f64.powf(config.batch_size as f64 / half_life)
+}
+
+/// Moves the EMA generator toward the trained one by `1 - beta`.
+pub fn update_ema(networks: &mut Networks, beta: f64) {
+    let mut collect = Collect(Vec::new());
+    // `valid()` commits batch norm's pending running statistics (see `Networks::save`).
+    networks.generator.valid().visit(&mut collect);
+    let mut blend = Blend {
+        sources: collect.0.into_iter(),
+        beta,
+    };
+    networks.ema = networks.ema.clone().map(&mut blend);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::Loss;
+    use catgan_model::ModelConfig;
+    use catgan_model::dcgan::DcganConfig;
+    use std::path::PathBuf;
+
+    fn tiny_config() -> TrainConfig {
+        TrainConfig {
+            model: ModelConfig::Dcgan(DcganConfig::new()),
+            data: PathBuf::from("(in memory)"),
+            batch_size: 4,
+            loss: Loss::Logistic,
+            learning_rate_generator: 1e-3,
+            learning_rate_discriminator: 1e-3,
+            beta1: 0.5,
+            beta2: 0.999,
+            ema_kimg: 0.01,
+            ema_rampup: 0.5,
+            total_kimg: 0.032,
+            tick_kimg: 0.008,
+            checkpoint_ticks: 1,
+            keep_checkpoints: 2,
+            grid_cells: 4,
+            seed: 7,
+            max_pixels: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn ema_half_life_ramps_up_then_holds() {
+        let mut config = tiny_config();
+        config.batch_size = 64;
+        config.ema_kimg = 10.0;
+        config.ema_rampup = 0.1;
+        assert_eq!(ema_beta(&config, 0), 0.0);
+        // After 6,400 images the half-life is 640 images: 10 steps of 64 halve the weight.
+        let beta = ema_beta(&config, 6_400);
+        assert!((beta.powi(10) - 0.5).abs() < 1e-9, "{beta}");
+        // From 100k images on, the half-life is the configured 10k images.
+        let beta = ema_beta(&config, 1_000_000);
+        assert!((beta.powi(10_000 / 64) - 0.5).abs() < 0.01, "{beta}");
+    }
+}
