@@ -117,7 +117,7 @@ pub async fn generate(name: String, latents: Vec<f32>) -> Result<Vec<u8>, JsErro
             .ok_or_else(|| format!("model '{name}' is not loaded"))?;
         Ok((generator.clone(), engine.device.clone(), entry.latent_size))
     })?;
-    if latents.is_empty() || latents.len() % latent_size != 0 {
+    if latents.is_empty() || !latents.len().is_multiple_of(latent_size) {
         return Err(JsError::new(&format!(
             "{} latent values are not a whole number of latents of size {latent_size}",
             latents.len()

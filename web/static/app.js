@@ -150,7 +150,10 @@ async function renderGrid() {
     const cells = $('grid').querySelectorAll('canvas');
     cells.forEach((c, i) => draw(c, m.pixels, i, m.side));
     $('timing').textContent = `${m.count} cats in ${m.ms.toFixed(0)} ms`;
-    document.body.dataset.gridDrawn = String(Number(document.body.dataset.gridDrawn || 0) + 1);
+    const body = document.body.dataset;
+    if (!body.firstCatMs) body.firstCatMs = performance.now().toFixed(0);
+    body.gridMs = m.ms.toFixed(1);
+    body.gridDrawn = String(Number(body.gridDrawn || 0) + 1);
   });
 }
 
@@ -168,6 +171,7 @@ async function renderEditor() {
   const z = await currentLatent();
   generate('editor', z, (m) => {
     draw($('editor'), m.pixels, 0, m.side);
+    document.body.dataset.editorMs = m.ms.toFixed(1);
     document.body.dataset.editorDrawn = String(Number(document.body.dataset.editorDrawn || 0) + 1);
   });
   syncUrl();
