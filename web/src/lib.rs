@@ -36,7 +36,7 @@ pub async fn init(try_gpu: bool) -> String {
     if try_gpu {
         match Device::wgpu_options().init_async().await {
             Ok(device) => chosen = Some((device, "WebGPU".to_string())),
-            Err(e) => web_log(&format!("WebGPU unavailable ({e}); using the CPU")),
+            Err(e) => console_warn(&format!("WebGPU unavailable ({e}); using the CPU")),
         }
     }
     let (device, backend) = chosen.unwrap_or_else(|| (Device::flex(), "CPU (wasm)".into()));
@@ -51,8 +51,10 @@ pub async fn init(try_gpu: bool) -> String {
     description
 }
 
-fn web_log(message: &str) {
-    js_sys::eval(&format!("console.warn({})", serde_json::json!(message))).ok();
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(message: &str);
 }
 
 fn with_engine<T>(f: impl FnOnce(&mut Engine) -> Result<T, String>) -> Result<T, JsError> {
