@@ -14,8 +14,9 @@ use burn::tensor::activation::{leaky_relu, relu};
 ///
 /// The defaults are the paper's widths (64 filters at the generator's last hidden layer and the
 /// discriminator's first) with a latent of 128. On a two-core CPU, Burn's Flex backend trains
-/// this at about 41 images/s at batch 64 (`catgan bench`), so two hours show it about 290k
-/// images, some 35 passes over the 8k cats: enough for DCGAN to draw clear faces. Width 48 would
+/// this at 37-41 images/s at batch 64 (`catgan bench`), so two hours show it 270-290k
+/// images, over 30 passes over the 8k cats: enough for DCGAN to draw clear faces (the
+/// shipped model has clear faces after 140k). Width 48 would
 /// run about 1.5 times faster (62 images/s) and width 32 2.4 times (99 images/s), but cost
 /// detail in fur and eyes, which at this budget matters more than the extra passes.
 #[derive(Config, Debug, PartialEq)]
