@@ -56,3 +56,36 @@ impl TrainConfig {
         ((self.tick_kimg * 1000.0) as u64).max(1)
     }
 }
+
+#[cfg(test)]
+impl TrainConfig {
+    /// A run small enough for unit tests: an 8x8 DCGAN of width 4, batches of 4, 8 steps.
+    pub(crate) fn tiny_for_tests() -> Self {
+        use catgan_model::dcgan::DcganConfig;
+        Self {
+            model: ModelConfig::Dcgan(
+                DcganConfig::new()
+                    .with_latent_size(8)
+                    .with_resolution(8)
+                    .with_generator_width(4)
+                    .with_discriminator_width(4),
+            ),
+            data: PathBuf::from("(in memory)"),
+            batch_size: 4,
+            loss: Loss::Logistic,
+            learning_rate_generator: 1e-3,
+            learning_rate_discriminator: 1e-3,
+            beta1: 0.5,
+            beta2: 0.999,
+            ema_kimg: 0.01,
+            ema_rampup: 0.5,
+            total_kimg: 0.032,
+            tick_kimg: 0.008,
+            checkpoint_ticks: 1,
+            keep_checkpoints: 2,
+            grid_cells: 4,
+            seed: 7,
+            max_pixels: 1 << 20,
+        }
+    }
+}

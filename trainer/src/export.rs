@@ -253,35 +253,17 @@ mod tests {
     use crate::loss::Loss;
     use crate::train::{RunOptions, train};
     use crate::{checkpoint, data::Dataset};
-    use catgan_model::ModelConfig;
-    use catgan_model::dcgan::DcganConfig;
     use catgan_model::rng::SplitMix64;
 
     fn tiny_run(run: &Path) -> TrainConfig {
         let config = TrainConfig {
-            model: ModelConfig::Dcgan(
-                DcganConfig::new()
-                    .with_latent_size(8)
-                    .with_resolution(8)
-                    .with_generator_width(4)
-                    .with_discriminator_width(4),
-            ),
-            data: PathBuf::from("(in memory)"),
-            batch_size: 4,
             loss: Loss::Ralsgan,
-            learning_rate_generator: 1e-3,
-            learning_rate_discriminator: 1e-3,
-            beta1: 0.5,
-            beta2: 0.999,
-            ema_kimg: 0.01,
-            ema_rampup: 0.5,
             total_kimg: 0.016,
             tick_kimg: 0.016,
-            checkpoint_ticks: 1,
             keep_checkpoints: 1,
             grid_cells: 9,
             seed: 1,
-            max_pixels: 1 << 20,
+            ..TrainConfig::tiny_for_tests()
         };
         let mut rng = SplitMix64::new(5);
         let dataset = Dataset {

@@ -184,36 +184,10 @@ pub fn update_ema(networks: &mut Networks, beta: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loss::Loss;
-    use catgan_model::ModelConfig;
-    use catgan_model::dcgan::DcganConfig;
-    use std::path::PathBuf;
-
-    fn tiny_config() -> TrainConfig {
-        TrainConfig {
-            model: ModelConfig::Dcgan(DcganConfig::new()),
-            data: PathBuf::from("(in memory)"),
-            batch_size: 4,
-            loss: Loss::Logistic,
-            learning_rate_generator: 1e-3,
-            learning_rate_discriminator: 1e-3,
-            beta1: 0.5,
-            beta2: 0.999,
-            ema_kimg: 0.01,
-            ema_rampup: 0.5,
-            total_kimg: 0.032,
-            tick_kimg: 0.008,
-            checkpoint_ticks: 1,
-            keep_checkpoints: 2,
-            grid_cells: 4,
-            seed: 7,
-            max_pixels: 1 << 20,
-        }
-    }
 
     #[test]
     fn ema_half_life_ramps_up_then_holds() {
-        let mut config = tiny_config();
+        let mut config = TrainConfig::tiny_for_tests();
         config.batch_size = 64;
         config.ema_kimg = 10.0;
         config.ema_rampup = 0.1;

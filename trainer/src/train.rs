@@ -418,44 +418,13 @@ fn append_line(path: &Path, line: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loss::Loss;
     use crate::networks::Collect;
     use burn::module::Module;
     use burn::store::ModuleRecord;
-    use catgan_model::ModelConfig;
-    use catgan_model::dcgan::DcganConfig;
     use std::sync::Mutex;
 
     /// Tests that initialise networks take turns: the CPU device's random generator is global.
     static DEVICE_RNG: Mutex<()> = Mutex::new(());
-
-    fn tiny_config() -> TrainConfig {
-        TrainConfig {
-            model: ModelConfig::Dcgan(
-                DcganConfig::new()
-                    .with_latent_size(8)
-                    .with_resolution(8)
-                    .with_generator_width(4)
-                    .with_discriminator_width(4),
-            ),
-            data: PathBuf::from("(in memory)"),
-            batch_size: 4,
-            loss: Loss::Logistic,
-            learning_rate_generator: 1e-3,
-            learning_rate_discriminator: 1e-3,
-            beta1: 0.5,
-            beta2: 0.999,
-            ema_kimg: 0.01,
-            ema_rampup: 0.5,
-            total_kimg: 0.032,
-            tick_kimg: 0.008,
-            checkpoint_ticks: 1,
-            keep_checkpoints: 2,
-            grid_cells: 4,
-            seed: 7,
-            max_pixels: 1 << 20,
-        }
-    }
 
     fn tiny_dataset() -> Dataset {
         let mut rng = SplitMix64::new(3);
@@ -472,7 +441,7 @@ mod tests {
     fn weights(run: &Path) -> Vec<Vec<f32>> {
         let (_, newest) = checkpoint::latest(run).unwrap().unwrap();
         let device = Device::flex();
-        let model = tiny_config().model;
+        let model = TrainConfig::tiny_for_tests().model;
         let load = |name: &str| ModuleRecord::load(newest.join(name)).unwrap();
         let values = |module: &dyn Fn(&mut Collect)| {
             let mut collect = Collect(Vec::new());
@@ -500,7 +469,7 @@ mod tests {
     fn a_run_resumed_halfway_ends_with_the_weights_of_an_uninterrupted_run() {
         let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex();
-        let config = tiny_config();
+        let config = TrainConfig::tiny_for_tests();
         let dataset = tiny_dataset();
         let options = RunOptions::default();
 
@@ -556,7 +525,7 @@ mod tests {
     fn training_moves_the_discriminator_toward_telling_real_from_fake() {
         let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex();
-        let mut config = tiny_config();
+        let mut config = TrainConfig::tiny_for_tests();
         config.total_kimg = 0.2;
         config.tick_kimg = 0.2;
         let run = tempfile::tempdir().unwrap();
