@@ -2,6 +2,8 @@
 //! asked for, and loaders rebuild whichever generator a manifest names.
 
 use crate::dcgan::{DcganConfig, DcganDiscriminator, DcganGenerator};
+use crate::progan::{Growth, ProganConfig, ProganDiscriminator, ProganGenerator};
+use crate::resnet::{ResnetConfig, ResnetDiscriminator, ResnetGenerator};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +13,10 @@ use serde::{Deserialize, Serialize};
 pub enum Arch {
     /// The DCGAN of [`crate::dcgan`].
     Dcgan,
+    /// The residual GAN of [`crate::resnet`].
+    Resnet,
+    /// The Progressive GAN of [`crate::progan`].
+    Progan,
 }
 
 impl Arch {
@@ -18,6 +24,8 @@ impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::Dcgan => "dcgan",
+            Arch::Resnet => "resnet",
+            Arch::Progan => "progan",
         }
     }
 }
@@ -35,6 +43,10 @@ impl core::fmt::Display for Arch {
 pub enum ModelConfig {
     /// A DCGAN.
     Dcgan(DcganConfig),
+    /// A residual GAN.
+    Resnet(ResnetConfig),
+    /// A Progressive GAN.
+    Progan(ProganConfig),
 }
 
 impl ModelConfig {
@@ -42,6 +54,8 @@ impl ModelConfig {
     pub fn arch(&self) -> Arch {
         match self {
             ModelConfig::Dcgan(_) => Arch::Dcgan,
+            ModelConfig::Resnet(_) => Arch::Resnet,
+            ModelConfig::Progan(_) => Arch::Progan,
         }
     }
 
@@ -49,6 +63,8 @@ impl ModelConfig {
     pub fn latent_size(&self) -> usize {
         match self {
             ModelConfig::Dcgan(c) => c.latent_size,
+            ModelConfig::Resnet(c) => c.latent_size,
+            ModelConfig::Progan(c) => c.latent_size,
         }
     }
 
@@ -56,6 +72,16 @@ impl ModelConfig {
     pub fn resolution(&self) -> usize {
         match self {
             ModelConfig::Dcgan(c) => c.resolution,
+            ModelConfig::Resnet(c) => c.resolution,
+            ModelConfig::Progan(c) => c.resolution,
+        }
+    }
+
+    /// Number of progressive stages (1 for the architectures that do not grow).
+    pub fn stages(&self) -> usize {
+        match self {
+            ModelConfig::Progan(c) => c.stages(),
+            _ => 1,
         }
     }
 
@@ -63,6 +89,8 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             ModelConfig::Dcgan(c) => c.validate(),
+            ModelConfig::Resnet(c) => c.validate(),
+            ModelConfig::Progan(c) => c.validate(),
         }
     }
 
@@ -70,6 +98,8 @@ impl ModelConfig {
     pub fn init_generator(&self, device: &Device) -> Generator {
         match self {
             ModelConfig::Dcgan(c) => Generator::Dcgan(c.init_generator(device)),
+            ModelConfig::Resnet(c) => Generator::Resnet(c.init_generator(device)),
+            ModelConfig::Progan(c) => Generator::Progan(c.init_generator(device)),
         }
     }
 
@@ -77,15 +107,24 @@ impl ModelConfig {
     pub fn init_discriminator(&self, device: &Device) -> Discriminator {
         match self {
             ModelConfig::Dcgan(c) => Discriminator::Dcgan(c.init_discriminator(device)),
+            ModelConfig::Resnet(c) => Discriminator::Resnet(c.init_discriminator(device)),
+            ModelConfig::Progan(c) => Discriminator::Progan(c.init_discriminator(device)),
         }
     }
 }
 
 /// A generator of any architecture.
+// A handful of these exist per process, so the size of the largest variant does not matter,
+// and Burn's module derive does not see through a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Generator {
     /// A DCGAN generator.
     Dcgan(DcganGenerator),
+    /// A residual generator.
+    Resnet(ResnetGenerator),
+    /// A progressive generator.
+    Progan(ProganGenerator),
 }
 
 impl Generator {
@@ -93,15 +132,48 @@ impl Generator {
     pub fn forward(&self, latent: Tensor<2>) -> Tensor<4> {
         match self {
             Generator::Dcgan(g) => g.forward(latent),
+            Generator::Resnet(g) => g.forward(latent),
+            Generator::Progan(g) => g.forward(latent),
+        }
+    }
+
+    /// The training output at `growth` (ignored by the architectures that do not grow): the
+    /// progressive generator's is unclipped and at the stage's side.
+    pub fn forward_growing(&self, latent: Tensor<2>, growth: Growth) -> Tensor<4> {
+        match self {
+            Generator::Progan(g) => g.forward_growing(latent, growth),
+            other => other.forward(latent),
+        }
+    }
+
+    /// Images of progressive stage `stage` in [-1, 1] at that stage's side; the full images for
+    /// the architectures that do not grow.
+    pub fn forward_stage(&self, latent: Tensor<2>, stage: usize) -> Tensor<4> {
+        match self {
+            Generator::Progan(g) => g.forward_stage(latent, stage),
+            other => other.forward(latent),
+        }
+    }
+
+    /// The progressive generator, if this is one.
+    pub fn as_progan(&self) -> Option<&ProganGenerator> {
+        match self {
+            Generator::Progan(g) => Some(g),
+            _ => None,
         }
     }
 }
 
 /// A discriminator of any architecture.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Discriminator {
     /// A DCGAN discriminator.
     Dcgan(DcganDiscriminator),
+    /// A residual discriminator.
+    Resnet(ResnetDiscriminator),
+    /// A progressive discriminator.
+    Progan(ProganDiscriminator),
 }
 
 impl Discriminator {
@@ -109,6 +181,16 @@ impl Discriminator {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<1> {
         match self {
             Discriminator::Dcgan(d) => d.forward(images),
+            Discriminator::Resnet(d) => d.forward(images),
+            Discriminator::Progan(d) => d.forward(images),
+        }
+    }
+
+    /// Scores images at `growth` (ignored by the architectures that do not grow).
+    pub fn forward_growing(&self, images: Tensor<4>, growth: Growth) -> Tensor<1> {
+        match self {
+            Discriminator::Progan(d) => d.forward_growing(images, growth),
+            other => other.forward(images),
         }
     }
 }

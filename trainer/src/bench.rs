@@ -2,6 +2,7 @@
 
 use crate::config::TrainConfig;
 use crate::data::{BatchPlan, Dataset};
+use crate::growth::growth_at;
 use crate::loss::Loss;
 use crate::networks::{Networks, update_ema};
 use crate::train::train_step;
@@ -58,6 +59,8 @@ pub fn bench(
         grid_cells: 1,
         seed: 0,
         max_pixels: 0,
+        fade_kimg: 0.0,
+        stable_kimg: 0.0,
     };
     let autodiff = device.clone().autodiff();
     let mut networks = Networks::new(&config, device);
@@ -65,7 +68,16 @@ pub fn bench(
     let mut rates = Vec::new();
     for step in 0..steps + 2 {
         let start = Instant::now();
-        let stats = train_step(&mut networks, &config, &dataset, &mut plan, step, &autodiff);
+        let growth = growth_at(&config, 0);
+        let stats = train_step(
+            &mut networks,
+            &config,
+            &dataset,
+            &mut plan,
+            step,
+            growth,
+            &autodiff,
+        );
         update_ema(&mut networks, 0.99);
         // Reading a value waits for the device to finish the step.
         let _ = stats.loss_generator.into_data();

@@ -43,6 +43,13 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Images with more pixels than this are refused before decoding.
     pub max_pixels: u64,
+    /// Progressive growing: thousands of images over which a new stage fades in.
+    #[serde(default)]
+    pub fade_kimg: f64,
+    /// Progressive growing: thousands of images each stage trains at full weight before the
+    /// next one fades in.
+    #[serde(default)]
+    pub stable_kimg: f64,
 }
 
 impl TrainConfig {
@@ -86,6 +93,8 @@ impl TrainConfig {
             grid_cells: 4,
             seed: 7,
             max_pixels: 1 << 20,
+            fade_kimg: 0.0,
+            stable_kimg: 0.0,
         }
     }
 }

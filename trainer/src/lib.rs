@@ -8,6 +8,7 @@ pub mod data;
 pub mod device;
 pub mod export;
 pub mod grid;
+pub mod growth;
 pub mod logging;
 pub mod loss;
 pub mod networks;

@@ -9,6 +9,8 @@ use catgan::train::{self, RunOptions};
 use catgan::{checkpoint, logging};
 use catgan_model::dcgan::DcganConfig;
 use catgan_model::format::Precision;
+use catgan_model::progan::ProganConfig;
+use catgan_model::resnet::ResnetConfig;
 use catgan_model::{Arch, ModelConfig};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -68,22 +70,30 @@ struct TrainArgs {
     /// Images per training step.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// Adversarial loss.
-    #[arg(long, value_enum, default_value_t = Loss::Logistic)]
-    loss: Loss,
-    /// Adam learning rate of the generator.
-    #[arg(long, default_value_t = 2e-4)]
-    lr_generator: f64,
-    /// Adam learning rate of the discriminator.
-    #[arg(long, default_value_t = 2e-4)]
-    lr_discriminator: f64,
+    /// Adversarial loss [default: logistic for dcgan, ralsgan for resnet and progan].
+    #[arg(long, value_enum)]
+    loss: Option<Loss>,
+    /// Adam learning rate of the generator [default: 2e-4; 1e-3 for progan].
+    #[arg(long)]
+    lr_generator: Option<f64>,
+    /// Adam learning rate of the discriminator [default: 2e-4; 1e-3 for progan].
+    #[arg(long)]
+    lr_discriminator: Option<f64>,
+    /// Progan: thousands of images over which each new stage fades in.
+    #[arg(long, default_value_t = 20.0)]
+    fade_kimg: f64,
+    /// Progan: thousands of images each stage trains at full weight before the next fades in.
+    #[arg(long, default_value_t = 20.0)]
+    stable_kimg: f64,
     /// Latent vector length [default: the architecture's].
     #[arg(long)]
     latent_size: Option<usize>,
-    /// Generator width (filters of its last hidden layer) [default: the architecture's].
+    /// Generator width (filters of its last hidden layer; for progan, the channel base, where
+    /// a stage of side r has base / r features) [default: the architecture's].
     #[arg(long)]
     generator_width: Option<usize>,
-    /// Discriminator width (filters of its first layer) [default: the architecture's].
+    /// Discriminator width (filters of its first layer; for progan, the largest number of
+    /// features of a stage) [default: the architecture's].
     #[arg(long)]
     discriminator_width: Option<usize>,
     /// Half-life of the generator's moving average, in thousands of images.
@@ -119,6 +129,10 @@ struct Common {
 enum ArchArg {
     /// Deep convolutional GAN (Radford et al. 2015).
     Dcgan,
+    /// Residual blocks in generator and discriminator (as in Miyato et al. 2018).
+    Resnet,
+    /// Progressive GAN (Karras et al. 2018), grown from 4x4 with fade-in.
+    Progan,
 }
 
 #[derive(Args, Debug)]
@@ -211,6 +225,20 @@ fn model_config(
             c.discriminator_width = d.unwrap_or(c.discriminator_width);
             ModelConfig::Dcgan(c)
         }
+        ArchArg::Resnet => {
+            let mut c = ResnetConfig::new().with_resolution(resolution);
+            c.latent_size = latent.unwrap_or(c.latent_size);
+            c.generator_width = g.unwrap_or(c.generator_width);
+            c.discriminator_width = d.unwrap_or(c.discriminator_width);
+            ModelConfig::Resnet(c)
+        }
+        ArchArg::Progan => {
+            let mut c = ProganConfig::new().with_resolution(resolution);
+            c.latent_size = latent.unwrap_or(c.latent_size);
+            c.channel_base = g.unwrap_or(c.channel_base);
+            c.max_channels = d.unwrap_or(c.max_channels);
+            ModelConfig::Progan(c)
+        }
     };
     config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)
@@ -274,17 +302,31 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 args.generator_width,
                 args.discriminator_width,
             )?;
+            let progan = model.arch() == Arch::Progan;
+            // The Progressive GAN paper's Adam: a larger step (its layers are equalised) and no
+            // first-moment momentum.
+            let (lr, beta1, beta2) = if progan {
+                (1e-3, 0.0, 0.99)
+            } else {
+                (2e-4, 0.5, 0.999)
+            };
+            let default_loss = match model.arch() {
+                Arch::Dcgan => Loss::Logistic,
+                Arch::Resnet | Arch::Progan => Loss::Ralsgan,
+            };
             let config = TrainConfig {
                 data: args
                     .data
                     .clone()
                     .expect("clap requires --data without --resume"),
                 batch_size: args.batch_size,
-                loss: args.loss,
-                learning_rate_generator: args.lr_generator,
-                learning_rate_discriminator: args.lr_discriminator,
-                beta1: 0.5,
-                beta2: 0.999,
+                loss: args.loss.unwrap_or(default_loss),
+                learning_rate_generator: args.lr_generator.unwrap_or(lr),
+                learning_rate_discriminator: args.lr_discriminator.unwrap_or(lr),
+                beta1,
+                beta2,
+                fade_kimg: args.fade_kimg,
+                stable_kimg: args.stable_kimg,
                 ema_kimg: args.ema_kimg,
                 ema_rampup: 0.1,
                 total_kimg: args.kimg.unwrap_or(300.0),
@@ -298,6 +340,20 @@ fn run_train(args: TrainArgs) -> Result<()> {
             };
             anyhow::ensure!(config.batch_size > 0, "--batch-size must be at least 1");
             anyhow::ensure!(config.tick_kimg > 0.0, "--tick-kimg must be positive");
+            anyhow::ensure!(
+                config.fade_kimg >= 0.0 && config.stable_kimg >= 0.0,
+                "--fade-kimg and --stable-kimg must not be negative"
+            );
+            if let ModelConfig::Progan(c) = &config.model {
+                anyhow::ensure!(
+                    config
+                        .batch_size
+                        .is_multiple_of(c.group_size.min(config.batch_size)),
+                    "--batch-size {} is not a multiple of the progan discriminator's group of {}",
+                    config.batch_size,
+                    c.group_size
+                );
+            }
             let run = args
                 .out
                 .clone()

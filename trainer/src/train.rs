@@ -9,13 +9,17 @@ use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::data::{self, BatchPlan, Dataset, LoadOptions};
 use crate::grid;
+use crate::growth::{self, growth_at};
 use crate::logging;
 use crate::loss::mean_of;
 use crate::networks::{Networks, ema_beta, update_ema};
 use anyhow::{Context, Result, bail};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use catgan_model::Growth;
+use catgan_model::blocks::downsample;
 use catgan_model::latent::latents_for_seeds;
+use catgan_model::progan::ProganGenerator;
 use catgan_model::rng::SplitMix64;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -46,18 +50,24 @@ pub(crate) struct StepStats {
 /// Stream number of per-step latents (data streams are in `data`).
 const STREAM_LATENT: u64 = 3;
 
-/// One training step on the batch of step `step`.
+/// One training step on the batch of step `step`, at the growth stage `growth`.
 pub(crate) fn train_step(
     networks: &mut Networks,
     config: &TrainConfig,
     dataset: &Dataset,
     plan: &mut BatchPlan,
     step: u64,
+    growth: Growth,
     device: &Device,
 ) -> StepStats {
     let batch = config.batch_size;
     let (indices, flips) = plan.batch(step, batch);
     let reals = dataset.batch(&indices, &flips, device);
+    let reals = if config.model.stages() > 1 {
+        growth::reals_at(reals, growth)
+    } else {
+        reals
+    };
     let latent_size = config.model.latent_size();
     let mut latent = vec![0f32; batch * latent_size];
     SplitMix64::derived(config.seed, STREAM_LATENT, step).fill_normal(&mut latent);
@@ -65,10 +75,19 @@ pub(crate) fn train_step(
 
     // One generator pass serves both updates: detached for the discriminator's, live for the
     // generator's, which then sees the freshly updated discriminator.
-    let fakes = networks.generator.forward(latent);
+    let (fakes, heads) = match networks.generator.as_progan() {
+        Some(progan) => {
+            let features = progan.features(latent, growth.stage);
+            let fakes = progan.blend(&features, growth);
+            let heads = head_loss(progan, &features, fakes.clone().detach(), growth);
+            (fakes, heads)
+        }
+        None => (networks.generator.forward(latent), None),
+    };
 
-    let d_real = networks.discriminator.forward(reals.clone());
-    let d_fake = networks.discriminator.forward(fakes.clone().detach());
+    let discriminator = &networks.discriminator;
+    let d_real = discriminator.forward_growing(reals.clone(), growth);
+    let d_fake = discriminator.forward_growing(fakes.clone().detach(), growth);
     let loss_discriminator = config.loss.discriminator(d_real.clone(), d_fake.clone());
     let grads = GradientsParams::from_grads(loss_discriminator.backward(), &networks.discriminator);
     networks.discriminator = networks.optimizer_discriminator.step(
@@ -77,14 +96,20 @@ pub(crate) fn train_step(
         grads,
     );
 
+    let discriminator = &networks.discriminator;
     let real_for_generator = config
         .loss
         .needs_real_for_generator()
-        .then(|| networks.discriminator.forward(reals).detach());
-    let loss_generator = config
-        .loss
-        .generator(real_for_generator, networks.discriminator.forward(fakes));
-    let grads = GradientsParams::from_grads(loss_generator.backward(), &networks.generator);
+        .then(|| discriminator.forward_growing(reals, growth).detach());
+    let loss_generator = config.loss.generator(
+        real_for_generator,
+        discriminator.forward_growing(fakes, growth),
+    );
+    let total = match heads {
+        Some(heads) => loss_generator.clone() + heads,
+        None => loss_generator.clone(),
+    };
+    let grads = GradientsParams::from_grads(total.backward(), &networks.generator);
     networks.generator = networks.optimizer_generator.step(
         config.learning_rate_generator,
         networks.generator.clone(),
@@ -97,6 +122,40 @@ pub(crate) fn train_step(
         d_real: mean_of(d_real.detach()),
         d_fake: mean_of(d_fake.detach()),
     }
+}
+
+/// Keeps the RGB heads of the stages below the training one fitted to the downscaled output,
+/// so that the exported generator can show the same cat at every stage ("watch it grow").
+/// Once a stage has faded out, its head gets no adversarial gradient and would drift as the
+/// layers below it keep learning. Features and targets are detached: only the heads learn
+/// from this loss, so it does not change what the generator draws.
+fn head_loss(
+    progan: &ProganGenerator,
+    features: &[Tensor<4>],
+    output: Tensor<4>,
+    growth: Growth,
+) -> Option<Tensor<1>> {
+    // During a fade the previous stage's head is part of the output and trained by it.
+    let below = if growth.alpha < 1.0 {
+        growth.stage.saturating_sub(1)
+    } else {
+        growth.stage
+    };
+    let mut target = output;
+    let mut total: Option<Tensor<1>> = None;
+    for stage in (0..growth.stage).rev() {
+        target = downsample(target);
+        if stage >= below {
+            continue;
+        }
+        let drawn = progan.to_rgb(stage, features[stage].clone().detach());
+        let loss = (drawn - target.clone()).powi_scalar(2).mean().reshape([1]);
+        total = Some(match total {
+            Some(sum) => sum + loss,
+            None => loss,
+        });
+    }
+    total
 }
 
 /// Resident memory of this process in MiB, where the platform tells.
@@ -132,6 +191,12 @@ pub struct TickStats {
     pub ema_beta: f64,
     /// Total training seconds so far.
     pub training_seconds: f64,
+    /// Progressive growing: the stage at the end of the tick (0 draws 4x4 images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<usize>,
+    /// Progressive growing: the fade-in weight of that stage at the end of the tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
 }
 
 /// Keeps only the stats lines up to `step` (those after a checkpoint are redone on resume).
@@ -258,12 +323,14 @@ pub fn train(
 
     while state.step < end_step {
         let beta = ema_beta(config, state.images);
+        let growth = growth_at(config, state.images);
         stats.push(train_step(
             &mut networks,
             config,
             dataset,
             &mut plan,
             state.step,
+            growth,
             &autodiff,
         ));
         update_ema(&mut networks, beta);
@@ -271,7 +338,7 @@ pub fn train(
         state.images += batch;
         state.training_seconds = seconds_at_start + session_start.elapsed().as_secs_f64();
         bar.set_position(state.images);
-        bar.set_message(format!("{:.1} kimg", state.images as f64 / 1000.0));
+        bar.set_message(progress_message(config, state.images, growth));
 
         let tick_due =
             state.images / config.tick_images() > (state.images - batch) / config.tick_images();
@@ -285,11 +352,13 @@ pub fn train(
             tick_start.elapsed().as_secs_f64(),
             state.images - tick_images_start,
             ema_beta(config, state.images),
+            (config.model.stages() > 1).then_some(growth),
         )?;
         info!(
-            "kimg {:.1}  step {}  loss G {:.3} D {:.3}  D(real) {:.2} D(fake) {:.2}  \
+            "kimg {:.1}{}  step {}  loss G {:.3} D {:.3}  D(real) {:.2} D(fake) {:.2}  \
              {:.1} img/s  {:.0} MiB",
             tick.kimg,
+            growth_label(config, growth),
             tick.step,
             tick.loss_generator,
             tick.loss_discriminator,
@@ -299,7 +368,12 @@ pub fn train(
             tick.memory_mib.unwrap_or(0.0)
         );
         append_line(&stats_path, &serde_json::to_string(&tick)?)?;
-        let images = networks.ema.forward(grid_latents.clone());
+        // Progressive runs show the stage being trained, enlarged to the full side.
+        let images = networks
+            .ema
+            .forward_growing(grid_latents.clone(), growth)
+            .clamp(-1.0, 1.0);
+        let images = growth::enlarge(images, config.model.resolution());
         let columns = (config.grid_cells as f64).sqrt().ceil() as usize;
         let grid = grid::to_grid(images, columns, 1)?;
         let name = format!("kimg-{:07.1}.png", state.images as f64 / 1000.0);
@@ -363,12 +437,35 @@ fn progress_bar(visible: bool, total_images: u64, done: u64) -> ProgressBar {
     bar
 }
 
+/// The progress bar's message: kimg, and for progressive runs the stage and fade.
+fn progress_message(config: &TrainConfig, images: u64, growth: Growth) -> String {
+    format!(
+        "{:.1} kimg{}",
+        images as f64 / 1000.0,
+        growth_label(config, growth)
+    )
+}
+
+/// ` 16x16 fade 0.42` or ` 16x16`, or nothing for architectures that do not grow.
+fn growth_label(config: &TrainConfig, growth: Growth) -> String {
+    if config.model.stages() == 1 {
+        return String::new();
+    }
+    let side = growth.side();
+    if growth.alpha < 1.0 {
+        format!(" {side}x{side} fade {:.2}", growth.alpha)
+    } else {
+        format!(" {side}x{side}")
+    }
+}
+
 fn summarise(
     steps: Vec<StepStats>,
     state: &State,
     seconds: f64,
     images: u64,
     ema_beta: f64,
+    growth: Option<Growth>,
 ) -> Result<TickStats> {
     let read = |pick: fn(&StepStats) -> Tensor<1>| -> Result<f64> {
         let values: Vec<Tensor<1>> = steps.iter().map(pick).collect();
@@ -390,6 +487,8 @@ fn summarise(
         memory_mib: resident_mib(),
         ema_beta,
         training_seconds: state.training_seconds,
+        stage: growth.map(|g| g.stage),
+        alpha: growth.map(|g| g.alpha as f64),
     };
     for (value, what) in [
         (tick.loss_generator, "generator loss"),
@@ -421,6 +520,9 @@ mod tests {
     use crate::networks::Collect;
     use burn::module::Module;
     use burn::store::ModuleRecord;
+    use catgan_model::ModelConfig;
+    use catgan_model::progan::ProganConfig;
+    use catgan_model::resnet::ResnetConfig;
     use std::sync::Mutex;
 
     /// Tests that initialise networks take turns: the CPU device's random generator is global.
@@ -438,10 +540,9 @@ mod tests {
     /// Every float value (weights and batch-norm statistics) of the newest checkpoint's
     /// generator, EMA generator and discriminator. Values, not file bytes: parameter ids are
     /// random per initialisation and are stored in the files.
-    fn weights(run: &Path) -> Vec<Vec<f32>> {
+    fn weights(run: &Path, model: &ModelConfig) -> Vec<Vec<f32>> {
         let (_, newest) = checkpoint::latest(run).unwrap().unwrap();
         let device = Device::flex();
-        let model = TrainConfig::tiny_for_tests().model;
         let load = |name: &str| ModuleRecord::load(newest.join(name)).unwrap();
         let values = |module: &dyn Fn(&mut Collect)| {
             let mut collect = Collect(Vec::new());
@@ -465,17 +566,17 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn a_run_resumed_halfway_ends_with_the_weights_of_an_uninterrupted_run() {
+    /// Trains `config` straight through and again with a stop after step 3, resumed; the two
+    /// must end with identical weights.
+    fn check_exact_resume(config: &TrainConfig) {
         let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex();
-        let config = TrainConfig::tiny_for_tests();
         let dataset = tiny_dataset();
         let options = RunOptions::default();
 
         let straight = tempfile::tempdir().unwrap();
         checkpoint::prepare_fresh(straight.path(), false).unwrap();
-        let done = train(straight.path(), &config, &dataset, &device, &options).unwrap();
+        let done = train(straight.path(), config, &dataset, &device, &options).unwrap();
         assert_eq!(done.step, config.total_steps());
         assert_eq!(done.step, 8);
 
@@ -486,16 +587,20 @@ mod tests {
             stop_after_step: Some(3),
             ..RunOptions::default()
         };
-        let half = train(resumed.path(), &config, &dataset, &device, &stop).unwrap();
+        let half = train(resumed.path(), config, &dataset, &device, &stop).unwrap();
         assert_eq!(half.step, 3);
         assert_eq!(
-            train(resumed.path(), &config, &dataset, &device, &options)
+            train(resumed.path(), config, &dataset, &device, &options)
                 .unwrap()
                 .step,
             8
         );
 
-        let (a, b) = (weights(straight.path()), weights(resumed.path()));
+        let model = &config.model;
+        let (a, b) = (
+            weights(straight.path(), model),
+            weights(resumed.path(), model),
+        );
         for (name, (x, y)) in ["generator", "EMA generator", "discriminator"]
             .iter()
             .zip(a.iter().zip(&b))
@@ -509,8 +614,8 @@ mod tests {
             stop_after_step: Some(1),
             ..RunOptions::default()
         };
-        train(fresh.path(), &config, &dataset, &device, &first).unwrap();
-        assert_ne!(weights(fresh.path())[0], a[0]);
+        train(fresh.path(), config, &dataset, &device, &first).unwrap();
+        assert_ne!(weights(fresh.path(), model)[0], a[0]);
 
         // The stats of the resumed run cover each tick once, in order.
         let stats = std::fs::read_to_string(resumed.path().join("stats.jsonl")).unwrap();
@@ -519,6 +624,93 @@ mod tests {
             .map(|l| serde_json::from_str::<TickStats>(l).unwrap().step)
             .collect();
         assert_eq!(steps, vec![2, 3, 4, 6, 8]);
+    }
+
+    #[test]
+    fn a_run_resumed_halfway_ends_with_the_weights_of_an_uninterrupted_run() {
+        check_exact_resume(&TrainConfig::tiny_for_tests());
+    }
+
+    /// A progressive run of two stages (4x4, then 8x8) that is stopped halfway through the
+    /// fade-in of 8x8 and resumed ends where the uninterrupted run ends.
+    #[test]
+    fn a_progressive_run_resumed_in_the_middle_of_a_fade_continues_exactly() {
+        let config = tiny_progan();
+        assert_eq!(
+            growth_at(&config, 3 * 4),
+            Growth {
+                stage: 1,
+                alpha: 0.5
+            }
+        );
+        check_exact_resume(&config);
+    }
+
+    #[test]
+    fn a_residual_run_resumes_exactly() {
+        let mut config = TrainConfig::tiny_for_tests();
+        config.model = ModelConfig::Resnet(
+            ResnetConfig::new()
+                .with_latent_size(8)
+                .with_resolution(8)
+                .with_generator_width(4)
+                .with_discriminator_width(4),
+        );
+        config.loss = crate::loss::Loss::Ralsgan;
+        check_exact_resume(&config);
+    }
+
+    fn tiny_progan() -> TrainConfig {
+        let mut config = TrainConfig::tiny_for_tests();
+        config.model = ModelConfig::Progan(
+            ProganConfig::new()
+                .with_latent_size(8)
+                .with_resolution(8)
+                .with_channel_base(32)
+                .with_max_channels(8)
+                .with_group_size(2),
+        );
+        config.loss = crate::loss::Loss::Ralsgan;
+        config.beta1 = 0.0;
+        config.stable_kimg = 0.008;
+        config.fade_kimg = 0.008;
+        config
+    }
+
+    #[test]
+    fn progressive_stats_record_stage_and_alpha() {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let config = tiny_progan();
+        let run = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(run.path(), false).unwrap();
+        let device = Device::flex();
+        train(
+            run.path(),
+            &config,
+            &tiny_dataset(),
+            &device,
+            &RunOptions::default(),
+        )
+        .unwrap();
+        let stats = std::fs::read_to_string(run.path().join("stats.jsonl")).unwrap();
+        let growth: Vec<(Option<usize>, Option<f64>)> = stats
+            .lines()
+            .map(|l| serde_json::from_str::<TickStats>(l).unwrap())
+            .map(|t| (t.stage, t.alpha))
+            .collect();
+        // Ticks every 2 steps of 4 images: 4x4 for 8 images, then the fade over 8 images.
+        assert_eq!(
+            growth,
+            vec![
+                (Some(0), Some(1.0)),
+                (Some(1), Some(0.5)),
+                (Some(1), Some(1.0)),
+                (Some(1), Some(1.0))
+            ]
+        );
+        // The grids show every stage at full size.
+        let grid = image::open(run.path().join("samples/kimg-00000.0.png")).unwrap();
+        assert_eq!(grid.width(), grid.height());
     }
 
     #[test]

@@ -1,0 +1,323 @@
+//! A residual GAN in the style of Miyato et al. (2018) and Gulrajani et al. (2017): the
+//! generator and discriminator are stacks of residual blocks that each double (generator) or
+//! halve (discriminator) the side of their feature maps.
+//!
+//! Each block adds a residual branch (two 3x3 convolutions) to a shortcut (the resampled input,
+//! through a 1x1 convolution where the width changes). The branch's last convolution starts at
+//! zero, so every block starts as its shortcut and the network as a shallow, easily trained
+//! one that grows into its depth (the zero-initialisation of Goyal et al. 2017 and Fixup).
+
+use crate::blocks::{downsample, upsample};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{leaky_relu, relu};
+
+/// Sizes of a residual GAN.
+///
+/// Widths double toward low resolution, at most eight times. The defaults (16 features at the
+/// generator's 64x64 block, 24 at the discriminator's) make a generator about as costly per
+/// image as the default DCGAN's but four blocks deep with eight 3x3 convolutions, so it runs at
+/// a similar speed on a two-core CPU; wider blocks would be better on a GPU.
+#[derive(Config, Debug, PartialEq)]
+pub struct ResnetConfig {
+    /// Length of the latent vector.
+    #[config(default = 128)]
+    pub latent_size: usize,
+    /// Output side in pixels: a power of two, at least 8.
+    #[config(default = 64)]
+    pub resolution: usize,
+    /// Features of the generator's last block; each block below doubles it, up to 8x.
+    #[config(default = 16)]
+    pub generator_width: usize,
+    /// Features of the discriminator's first block; each block above doubles it, up to 8x.
+    #[config(default = 24)]
+    pub discriminator_width: usize,
+}
+
+/// Slope of the discriminator's leaky ReLU.
+const LEAKY_SLOPE: f64 = 0.2;
+
+fn conv(channels: [usize; 2], kernel: usize, initializer: Initializer) -> Conv2dConfig {
+    let pad = kernel / 2;
+    Conv2dConfig::new(channels, [kernel, kernel])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_initializer(initializer)
+}
+
+/// He initialisation for convolutions followed by a ReLU.
+fn he() -> Initializer {
+    Initializer::KaimingNormal {
+        gain: std::f64::consts::SQRT_2,
+        fan_out_only: false,
+    }
+}
+
+/// A 1x1 shortcut convolution where the width changes; none where it does not.
+fn shortcut(channels: [usize; 2], device: &Device) -> Option<Conv2d> {
+    (channels[0] != channels[1]).then(|| {
+        let init = Initializer::XavierUniform { gain: 1.0 };
+        conv(channels, 1, init).with_bias(false).init(device)
+    })
+}
+
+fn apply(shortcut: &Option<Conv2d>, x: Tensor<4>) -> Tensor<4> {
+    match shortcut {
+        Some(conv) => conv.forward(x),
+        None => x,
+    }
+}
+
+impl ResnetConfig {
+    /// Number of resampling blocks between 4x4 and the full resolution.
+    pub fn blocks(&self) -> usize {
+        self.resolution.trailing_zeros() as usize - 2
+    }
+
+    /// Generator features at side `4 << i`.
+    fn generator_channels(&self, i: usize) -> usize {
+        self.generator_width << (self.blocks() - i).min(3)
+    }
+
+    /// Discriminator features after its `i`-th block (0 is the first).
+    fn discriminator_channels(&self, i: usize) -> usize {
+        self.discriminator_width << i.min(3)
+    }
+
+    /// Checks that the sizes describe a buildable network.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.resolution.is_power_of_two() || self.resolution < 8 {
+            return Err(format!(
+                "resolution {} is not a power of two of at least 8",
+                self.resolution
+            ));
+        }
+        if self.latent_size == 0 || self.generator_width == 0 || self.discriminator_width == 0 {
+            return Err("latent size and widths must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// A freshly initialised generator.
+    pub fn init_generator(&self, device: &Device) -> ResnetGenerator {
+        let first = self.generator_channels(0);
+        let blocks = (0..self.blocks())
+            .map(|i| {
+                let channels = [self.generator_channels(i), self.generator_channels(i + 1)];
+                UpResBlock::new(channels, device)
+            })
+            .collect();
+        let last = self.generator_channels(self.blocks());
+        ResnetGenerator {
+            project: LinearConfig::new(self.latent_size, first * 16)
+                .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+                .init(device),
+            blocks,
+            norm: BatchNormConfig::new(last).init(device),
+            to_rgb: conv([last, 3], 3, Initializer::XavierUniform { gain: 1.0 }).init(device),
+        }
+    }
+
+    /// A freshly initialised discriminator.
+    pub fn init_discriminator(&self, device: &Device) -> ResnetDiscriminator {
+        let mut channels = 3;
+        let mut blocks = Vec::new();
+        for i in 0..self.blocks() {
+            let out = self.discriminator_channels(i);
+            blocks.push(DownResBlock::new([channels, out], i == 0, device));
+            channels = out;
+        }
+        ResnetDiscriminator {
+            blocks,
+            to_logit: LinearConfig::new(channels, 1)
+                .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+                .init(device),
+        }
+    }
+}
+
+/// Generator block: batch norm, ReLU, upsample, 3x3 convolution, batch norm, ReLU, 3x3
+/// convolution; plus the upsampled shortcut.
+#[derive(Module, Debug)]
+pub struct UpResBlock {
+    norm1: BatchNorm,
+    conv1: Conv2d,
+    norm2: BatchNorm,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
+}
+
+impl UpResBlock {
+    fn new(channels: [usize; 2], device: &Device) -> Self {
+        let [input, output] = channels;
+        Self {
+            norm1: BatchNormConfig::new(input).init(device),
+            conv1: conv(channels, 3, he()).init(device),
+            norm2: BatchNormConfig::new(output).init(device),
+            conv2: conv([output; 2], 3, Initializer::Zeros).init(device),
+            shortcut: shortcut(channels, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let branch = self
+            .conv1
+            .forward(upsample(relu(self.norm1.forward(x.clone()))));
+        let branch = self.conv2.forward(relu(self.norm2.forward(branch)));
+        // A 1x1 convolution commutes with nearest upsampling; applying it first is cheaper.
+        upsample(apply(&self.shortcut, x)) + branch
+    }
+}
+
+/// The residual generator: `[batch, latent]` to `[batch, 3, resolution, resolution]` in
+/// [-1, 1].
+#[derive(Module, Debug)]
+pub struct ResnetGenerator {
+    project: Linear,
+    blocks: Vec<UpResBlock>,
+    norm: BatchNorm,
+    to_rgb: Conv2d,
+}
+
+impl ResnetGenerator {
+    /// Generates images from latents.
+    pub fn forward(&self, latent: Tensor<2>) -> Tensor<4> {
+        let [batch, _] = latent.dims();
+        let projected = self.project.forward(latent);
+        let [_, features] = projected.dims();
+        let mut x = projected.reshape([batch, features / 16, 4, 4]);
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        self.to_rgb.forward(relu(self.norm.forward(x))).tanh()
+    }
+}
+
+/// Discriminator block: leaky ReLU, 3x3 convolution, leaky ReLU, 3x3 convolution, halve the
+/// side; plus the downsampled shortcut. The first block skips its first activation, since its
+/// input is the image itself.
+#[derive(Module, Debug)]
+pub struct DownResBlock {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
+    activate_input: bool,
+}
+
+impl DownResBlock {
+    fn new(channels: [usize; 2], first: bool, device: &Device) -> Self {
+        let [_, output] = channels;
+        Self {
+            conv1: conv(channels, 3, he()).init(device),
+            conv2: conv([output; 2], 3, Initializer::Zeros).init(device),
+            shortcut: shortcut(channels, device),
+            activate_input: !first,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let input = if self.activate_input {
+            leaky_relu(x.clone(), LEAKY_SLOPE)
+        } else {
+            x.clone()
+        };
+        let branch = self.conv1.forward(input);
+        let branch = self.conv2.forward(leaky_relu(branch, LEAKY_SLOPE));
+        downsample(apply(&self.shortcut, x) + branch)
+    }
+}
+
+/// The residual discriminator: `[batch, 3, resolution, resolution]` to one logit per image.
+#[derive(Module, Debug)]
+pub struct ResnetDiscriminator {
+    blocks: Vec<DownResBlock>,
+    to_logit: Linear,
+}
+
+impl ResnetDiscriminator {
+    /// Scores images: higher means "more likely real". Returns `[batch]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<1> {
+        let mut x = images;
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let [batch, channels, _, _] = x.dims();
+        let pooled = leaky_relu(x, LEAKY_SLOPE)
+            .sum_dims(&[2, 3])
+            .reshape([batch, channels]);
+        self.to_logit.forward(pooled).reshape([batch])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latent::latents_for_seeds;
+    use burn::tensor::Distribution;
+
+    fn small() -> ResnetConfig {
+        ResnetConfig::new()
+            .with_latent_size(8)
+            .with_resolution(16)
+            .with_generator_width(4)
+            .with_discriminator_width(4)
+    }
+
+    fn gap(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    fn noise(shape: [usize; 4], device: &Device) -> Tensor<4> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+    }
+
+    #[test]
+    fn fresh_generator_blocks_are_their_shortcut() {
+        let device = Device::flex();
+        // Same width: the shortcut is the upsampled input itself.
+        let same = UpResBlock::new([6, 6], &device);
+        let x = noise([2, 6, 4, 4], &device);
+        assert!(gap(same.forward(x.clone()), upsample(x.clone())) < 1e-6);
+        // New width: the shortcut's 1x1 convolution, upsampled.
+        let wider = UpResBlock::new([6, 3], &device);
+        let expected = upsample(wider.shortcut.as_ref().unwrap().forward(x.clone()));
+        assert!(gap(wider.forward(x.clone()), expected) < 1e-6);
+        // Once the branch's last convolution is not zero, the block differs from its shortcut.
+        let mut trained = UpResBlock::new([6, 6], &device);
+        trained.conv2 = conv([6, 6], 3, he()).init(&device);
+        assert!(gap(trained.forward(x.clone()), upsample(x)) > 1e-3);
+    }
+
+    #[test]
+    fn fresh_discriminator_blocks_are_their_shortcut() {
+        let device = Device::flex();
+        let x = noise([2, 5, 8, 8], &device);
+        let same = DownResBlock::new([5, 5], false, &device);
+        assert!(gap(same.forward(x.clone()), downsample(x.clone())) < 1e-6);
+        let wider = DownResBlock::new([5, 7], false, &device);
+        let expected = downsample(wider.shortcut.as_ref().unwrap().forward(x.clone()));
+        assert!(gap(wider.forward(x), expected) < 1e-6);
+    }
+
+    #[test]
+    fn networks_map_latents_to_images_and_images_to_logits() {
+        let device = Device::flex();
+        let config = small();
+        let generator = config.init_generator(&device).valid();
+        let images = generator.forward(latents_for_seeds(0, 3, 8, &device));
+        assert_eq!(images.dims(), [3, 3, 16, 16]);
+        let values = images.clone().into_data().try_to_vec::<f32>().unwrap();
+        assert!(values.iter().all(|v| (-1.0..=1.0).contains(v)));
+        let discriminator = config.init_discriminator(&device);
+        assert_eq!(discriminator.forward(images).dims(), [3]);
+    }
+
+    #[test]
+    fn widths_double_toward_low_resolution_up_to_eight_times() {
+        let config = ResnetConfig::new();
+        let g: Vec<_> = (0..=4).map(|i| config.generator_channels(i)).collect();
+        assert_eq!(g, vec![128, 128, 64, 32, 16]);
+        let d: Vec<_> = (0..4).map(|i| config.discriminator_channels(i)).collect();
+        assert_eq!(d, vec![24, 48, 96, 192]);
+    }
+}
