@@ -4,6 +4,7 @@
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::grid;
+use crate::growth::enlarge;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
@@ -207,6 +208,8 @@ pub struct SampleOptions {
     pub out: PathBuf,
     /// Upscaling factor.
     pub scale: u32,
+    /// Progressive models: one row per cat showing it at every stage, enlarged to full size.
+    pub growth: bool,
 }
 
 /// Loads a shipped model, checking it against its manifest entry.
@@ -227,13 +230,30 @@ pub fn load_shipped(
 pub fn sample(options: &SampleOptions, device: &Device) -> Result<()> {
     anyhow::ensure!(options.count > 0, "--count must be at least 1");
     let (entry, generator) = load_shipped(&options.assets, &options.model, device)?;
-    let images = generator.forward(latents_for_seeds(
-        options.seed,
-        options.count,
-        entry.latent_size,
-        device,
-    ));
-    let columns = (options.count as f64).sqrt().ceil() as usize;
+    let latents = latents_for_seeds(options.seed, options.count, entry.latent_size, device);
+    let stages = entry.config.stages();
+    if options.growth && stages == 1 {
+        bail!(
+            "'{}' is a {} model, which does not grow in stages; --growth needs a progan model",
+            entry.name,
+            entry.arch
+        );
+    }
+    let (images, columns) = if options.growth {
+        let per_stage: Vec<Tensor<4>> = (0..stages)
+            .map(|stage| {
+                let images = generator.forward_stage(latents.clone(), stage);
+                enlarge(images, entry.resolution)
+            })
+            .collect();
+        let side = entry.resolution;
+        let images =
+            Tensor::stack::<5>(per_stage, 1).reshape([options.count * stages, 3, side, side]);
+        (images, stages)
+    } else {
+        let columns = (options.count as f64).sqrt().ceil() as usize;
+        (generator.forward(latents), columns)
+    };
     let grid = grid::to_grid(images, columns, options.scale.max(1))?;
     grid::save_png(&grid, &options.out)?;
     info!(
@@ -256,6 +276,10 @@ mod tests {
     use catgan_model::rng::SplitMix64;
 
     fn tiny_run(run: &Path) -> TrainConfig {
+        tiny_run_of(run, TrainConfig::tiny_for_tests())
+    }
+
+    fn tiny_run_of(run: &Path, base: TrainConfig) -> TrainConfig {
         let config = TrainConfig {
             loss: Loss::Ralsgan,
             total_kimg: 0.016,
@@ -263,7 +287,7 @@ mod tests {
             keep_checkpoints: 1,
             grid_cells: 9,
             seed: 1,
-            ..TrainConfig::tiny_for_tests()
+            ..base
         };
         let mut rng = SplitMix64::new(5);
         let dataset = Dataset {
@@ -311,6 +335,7 @@ mod tests {
             count: 9,
             out: out.clone(),
             scale: 1,
+            growth: false,
         };
         sample(&options, &Device::flex()).unwrap();
         let sampled = image::open(&out).unwrap().to_rgb8();
@@ -360,5 +385,66 @@ mod tests {
         };
         let err = format!("{:#}", export(&options, &Device::flex()).unwrap_err());
         assert!(err.contains("a run folder?"), "{err}");
+    }
+
+    #[test]
+    fn growth_sample_shows_each_progressive_stage_ending_with_the_full_image() {
+        use catgan_model::ModelConfig;
+        use catgan_model::progan::ProganConfig;
+        let run = tempfile::tempdir().unwrap();
+        let assets = tempfile::tempdir().unwrap();
+        let base = TrainConfig {
+            model: ModelConfig::Progan(
+                ProganConfig::new()
+                    .with_latent_size(8)
+                    .with_resolution(8)
+                    .with_channel_base(32)
+                    .with_max_channels(8)
+                    .with_group_size(2),
+            ),
+            fade_kimg: 0.004,
+            stable_kimg: 0.004,
+            ..TrainConfig::tiny_for_tests()
+        };
+        tiny_run_of(run.path(), base);
+        export_to(run.path(), assets.path(), Some(Precision::F32));
+        let options = |growth, out: &str| SampleOptions {
+            assets: assets.path().to_path_buf(),
+            model: "tiny".into(),
+            seed: 3,
+            count: 2,
+            out: assets.path().join(out),
+            scale: 1,
+            growth,
+        };
+        sample(&options(true, "growth.png"), &Device::flex()).unwrap();
+        sample(&options(false, "plain.png"), &Device::flex()).unwrap();
+        let growth = image::open(assets.path().join("growth.png"))
+            .unwrap()
+            .to_rgb8();
+        let plain = image::open(assets.path().join("plain.png"))
+            .unwrap()
+            .to_rgb8();
+        // Two stages (4x4 enlarged to 8x8, and 8x8) side by side, one row per cat.
+        assert_eq!(growth.dimensions(), (2 * 9 - 1, 2 * 9 - 1));
+        // The last column is the full-size cat: the same pixels as a plain sample's cells.
+        for (row, column) in [(0, 0), (1, 1)] {
+            for y in 0..8 {
+                for x in 0..8 {
+                    let cat = growth.get_pixel(9 + x, row * 9 + y);
+                    let expected = plain.get_pixel(column * 9 + x, (row / 2) * 9 + y);
+                    assert_eq!(cat, expected, "cat {row} at ({x}, {y})");
+                }
+            }
+        }
+        // The 4x4 stage is enlarged by repeating pixels in 2x2 squares.
+        assert_eq!(growth.get_pixel(0, 0), growth.get_pixel(1, 1));
+
+        // Models that do not grow refuse --growth with a reason.
+        let dcgan_run = tempfile::tempdir().unwrap();
+        tiny_run(dcgan_run.path());
+        export_to(dcgan_run.path(), assets.path(), Some(Precision::F32));
+        let err = sample(&options(true, "x.png"), &Device::flex()).unwrap_err();
+        assert!(err.to_string().contains("does not grow"), "{err}");
     }
 }

@@ -179,6 +179,9 @@ struct SampleArgs {
     /// Upscale each cat by this factor (nearest neighbour).
     #[arg(long, default_value_t = 1)]
     scale: u32,
+    /// Progressive models: one row per cat, showing it at every stage (4x4 up to full size).
+    #[arg(long)]
+    growth: bool,
     /// Assets folder holding manifest.json.
     #[arg(long, default_value = "assets")]
     assets: PathBuf,
@@ -414,6 +417,7 @@ fn run_sample(args: SampleArgs) -> Result<()> {
         count: args.count,
         out: args.out,
         scale: args.scale,
+        growth: args.growth,
     };
     export::sample(&options, &chosen.device)
 }
