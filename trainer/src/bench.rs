@@ -61,6 +61,9 @@ pub fn bench(
         max_pixels: 0,
         fade_kimg: 0.0,
         stable_kimg: 0.0,
+        held_out_percent: 0.0,
+        swd_kimg: 0.0,
+        swd_images: 0,
     };
     let autodiff = device.clone().autodiff();
     let mut networks = Networks::new(&config, device);

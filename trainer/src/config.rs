@@ -50,6 +50,21 @@ pub struct TrainConfig {
     /// next one fades in.
     #[serde(default)]
     pub stable_kimg: f64,
+    /// Percentage of the images (chosen by a hash of the file name) that training never sees;
+    /// SWD is measured against them.
+    #[serde(default)]
+    pub held_out_percent: f64,
+    /// SWD of the moving-average generator every this many thousand images (0: never).
+    #[serde(default)]
+    pub swd_kimg: f64,
+    /// Images per set for the SWD measured during training (fewer if the held-out part is
+    /// smaller).
+    #[serde(default = "default_swd_images")]
+    pub swd_images: usize,
+}
+
+fn default_swd_images() -> usize {
+    2048
 }
 
 impl TrainConfig {
@@ -95,6 +110,9 @@ impl TrainConfig {
             max_pixels: 1 << 20,
             fade_kimg: 0.0,
             stable_kimg: 0.0,
+            held_out_percent: 0.0,
+            swd_kimg: 0.0,
+            swd_images: 2048,
         }
     }
 }

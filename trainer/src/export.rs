@@ -1,7 +1,7 @@
 //! `catgan export` (a run's EMA generator into `assets/`) and `catgan sample` (a grid from the
 //! shipped weights alone).
 
-use crate::checkpoint;
+use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::grid;
 use crate::growth::enlarge;
@@ -94,6 +94,26 @@ pub fn read_manifest(assets: &Path) -> Result<Manifest> {
     Manifest::from_json(&text).with_context(|| format!("in {}", path.display()))
 }
 
+/// A run's settings, and the state and moving-average generator of its newest checkpoint.
+pub fn load_run_ema(run: &Path, device: &Device) -> Result<(TrainConfig, State, Generator)> {
+    let config = read_config(run)?;
+    let Some((_, checkpoint)) = checkpoint::latest(run)? else {
+        bail!("{} has no checkpoint yet", run.display());
+    };
+    let state = checkpoint::read_state(&checkpoint)?;
+    let path = checkpoint.join(checkpoint::GENERATOR_EMA);
+    let record =
+        ModuleRecord::load(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let generator = config
+        .model
+        .init_generator(device)
+        .try_load_record(record)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("{} does not fit the run's config", path.display()))?
+        .valid();
+    Ok((config, state, generator))
+}
+
 /// Exports the newest checkpoint's EMA generator and updates the manifest.
 pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry> {
     let name_ok = !options.name.is_empty()
@@ -107,21 +127,7 @@ pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry>
             options.name
         );
     }
-    let config = read_config(&options.run)?;
-    let Some((_, checkpoint)) = checkpoint::latest(&options.run)? else {
-        bail!("{} has no checkpoint yet", options.run.display());
-    };
-    let state = checkpoint::read_state(&checkpoint)?;
-    let path = checkpoint.join(checkpoint::GENERATOR_EMA);
-    let record =
-        ModuleRecord::load(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let generator = config
-        .model
-        .init_generator(device)
-        .try_load_record(record)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("{} does not fit the run's config", path.display()))?
-        .valid();
+    let (config, state, generator) = load_run_ema(&options.run, device)?;
 
     let latent_size = config.model.latent_size();
     let reference = probe(&generator, latent_size, device)?;
@@ -187,7 +193,7 @@ pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry>
         entry.bytes,
         entry.precision,
         entry.max_abs_error,
-        checkpoint.display(),
+        options.run.display(),
         entry.kimg
     );
     Ok(entry)

@@ -3,6 +3,9 @@
 use anyhow::{Context, Result, bail};
 use catgan::config::TrainConfig;
 use catgan::device::{self, DeviceChoice};
+use catgan::evaluate::{
+    Measured, Reference, Source, evaluate, load_real, load_source, nearest_check,
+};
 use catgan::export::{self, ExportOptions, SampleOptions};
 use catgan::loss::Loss;
 use catgan::train::{self, RunOptions};
@@ -38,6 +41,12 @@ enum Command {
     Export(ExportArgs),
     /// Generate a grid of cats from shipped weights.
     Sample(SampleArgs),
+    /// Sliced Wasserstein distance of generated cats to real ones, beside the real-vs-real floor.
+    Eval(EvalArgs),
+    /// Loss and SWD curves and a timeline of sample grids for a run (PNG files).
+    Report(ReportArgs),
+    /// Memorisation check: generated cats beside their nearest training images.
+    Nearest(NearestArgs),
     /// Time training steps on random data (images per second).
     Bench(BenchArgs),
     /// List the GPU adapters wgpu can see and which backend --device auto picks.
@@ -108,6 +117,16 @@ struct TrainArgs {
     /// Seed for initial weights and all random choices.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Percentage of the images that training never sees (chosen by a hash of each file name,
+    /// listed in the run's held-out.txt); SWD is measured against them.
+    #[arg(long, default_value_t = 5.0)]
+    held_out_percent: f64,
+    /// Measure SWD against the held-out images every this many thousand images (0: never).
+    #[arg(long, default_value_t = 10.0)]
+    swd_kimg: f64,
+    /// Images per set for SWD during training (fewer if the held-out part is smaller).
+    #[arg(long, default_value_t = 2048)]
+    swd_images: usize,
     /// Refuse images with more pixels than this, before decoding them.
     #[arg(long, default_value_t = 100_000_000)]
     max_pixels: u64,
@@ -189,6 +208,66 @@ struct SampleArgs {
     common: Common,
 }
 
+/// The generator to measure: a shipped model or a run's newest checkpoint.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct SourceArgs {
+    /// Model name from the manifest in --assets.
+    #[arg(long)]
+    model: Option<String>,
+    /// A run folder: its newest checkpoint's moving-average generator.
+    #[arg(long, value_name = "RUN_DIR")]
+    run: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct MeasureArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Folder of real images [default: the run's training data].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Percentage of --data held out, chosen by file-name hash as in training [default: the
+    /// run's; 5 for --model, whose training split is not known].
+    #[arg(long)]
+    held_out_percent: Option<f64>,
+    /// Assets folder holding manifest.json (with --model).
+    #[arg(long, default_value = "assets")]
+    assets: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    #[command(flatten)]
+    measure: MeasureArgs,
+    /// Images in each compared set (fewer if the real images run out).
+    #[arg(long, default_value_t = 2048)]
+    images: usize,
+}
+
+#[derive(Args, Debug)]
+struct NearestArgs {
+    #[command(flatten)]
+    measure: MeasureArgs,
+    /// Generated cats (and held-out real cats) to look up.
+    #[arg(long, default_value_t = 256)]
+    count: usize,
+    /// The side-by-side image: generated cats, then their three nearest training images.
+    #[arg(long, default_value = "nearest.png")]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// The run folder.
+    run: PathBuf,
+    /// Where to write losses.png, swd.png and timeline.png [default: RUN/report].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 struct BenchArgs {
     /// Model family.
@@ -268,6 +347,9 @@ fn command_line() -> String {
         .join(" ")
 }
 
+/// The file in a run folder that lists the held-out images, one name per line.
+const HELD_OUT_LIST: &str = "held-out.txt";
+
 fn run_train(args: TrainArgs) -> Result<()> {
     let chosen = device::choose(args.common.device)?;
     info!("device: {}", chosen.description);
@@ -330,6 +412,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 beta2,
                 fade_kimg: args.fade_kimg,
                 stable_kimg: args.stable_kimg,
+                held_out_percent: args.held_out_percent,
+                swd_kimg: args.swd_kimg,
+                swd_images: args.swd_images,
                 ema_kimg: args.ema_kimg,
                 ema_rampup: 0.1,
                 total_kimg: args.kimg.unwrap_or(300.0),
@@ -343,6 +428,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
             };
             anyhow::ensure!(config.batch_size > 0, "--batch-size must be at least 1");
             anyhow::ensure!(config.tick_kimg > 0.0, "--tick-kimg must be positive");
+            anyhow::ensure!(
+                (0.0..50.0).contains(&config.held_out_percent),
+                "--held-out-percent must be at least 0 and below 50"
+            );
             anyhow::ensure!(
                 config.fade_kimg >= 0.0 && config.stable_kimg >= 0.0,
                 "--fade-kimg and --stable-kimg must not be negative"
@@ -374,11 +463,31 @@ fn run_train(args: TrainArgs) -> Result<()> {
     std::fs::write(&commands, listed)
         .with_context(|| format!("cannot write {}", commands.display()))?;
 
-    let dataset = train::load_data(&config, !args.common.no_progress)?;
+    let (dataset, held_out) = train::load_data(&config, !args.common.no_progress)?;
+    let held_out_list = run.join(HELD_OUT_LIST);
+    let mut names = held_out.names.join("\n");
+    names.push('\n');
+    std::fs::write(&held_out_list, names)
+        .with_context(|| format!("cannot write {}", held_out_list.display()))?;
+    let reference = if config.swd_kimg > 0.0 {
+        let started = std::time::Instant::now();
+        let held = (!held_out.is_empty()).then_some(&held_out);
+        let reference = Reference::new(&dataset, held, config.swd_images)?;
+        info!(
+            "SWD reference: {}; real-vs-real floor {:.2} ({:.1} s)",
+            reference.source,
+            reference.floor.mean,
+            started.elapsed().as_secs_f64()
+        );
+        Some(std::sync::Arc::new(reference))
+    } else {
+        None
+    };
     let options = RunOptions {
         progress: !args.common.no_progress,
         stop_after_step: None,
         device_name: chosen.description.clone(),
+        reference,
     };
     let summary = train::train(&run, &config, &dataset, &chosen.device, &options)?;
     info!(
@@ -420,6 +529,89 @@ fn run_sample(args: SampleArgs) -> Result<()> {
         growth: args.growth,
     };
     export::sample(&options, &chosen.device)
+}
+
+/// Loads the generator and the real images a measurement compares it with.
+fn measured_and_data(
+    args: &MeasureArgs,
+    device: &burn::prelude::Device,
+) -> Result<(Measured, catgan::data::Dataset, catgan::data::Dataset)> {
+    let source = match (&args.source.model, &args.source.run) {
+        (Some(name), _) => Source::Model {
+            assets: args.assets.clone(),
+            name: name.clone(),
+        },
+        (None, Some(run)) => Source::Run(run.clone()),
+        (None, None) => bail!("give --model NAME or --run RUN_DIR"),
+    };
+    let measured = load_source(&source, device)?;
+    let Some(data) = args.data.clone().or_else(|| measured.data.clone()) else {
+        bail!("give --data: the folder of real images to compare with");
+    };
+    let percent = args.held_out_percent.unwrap_or(match &source {
+        Source::Run(_) => measured.held_out_percent,
+        Source::Model { .. } => 5.0,
+    });
+    let progress = !args.common.no_progress;
+    let (train, held) = load_real(&data, measured.config.resolution(), percent, progress)?;
+    info!(
+        "{}: {} real images for training, {} held out ({percent}%) from {}",
+        measured.name,
+        train.len(),
+        held.len(),
+        data.display()
+    );
+    Ok((measured, train, held))
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let chosen = device::choose(args.measure.common.device)?;
+    let (measured, train, held) = measured_and_data(&args.measure, &chosen.device)?;
+    let evaluation = evaluate(&measured, &train, &held, args.images, &chosen.device)?;
+    eprint!("{}", evaluation.table());
+    println!("{}", serde_json::to_string(&evaluation)?);
+    Ok(())
+}
+
+fn run_nearest(args: NearestArgs) -> Result<()> {
+    let chosen = device::choose(args.measure.common.device)?;
+    let (measured, train, held) = measured_and_data(&args.measure, &chosen.device)?;
+    let (report, picture) = nearest_check(&measured, &train, &held, args.count, &chosen.device)?;
+    picture
+        .save(&args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    for space in &report.spaces {
+        let (g, h) = (&space.generated, &space.held_out);
+        eprintln!(
+            "{:?}: nearest training image, median (quartiles) generated {:.3} ({:.3}-{:.3}) \
+             vs held-out real {:.3} ({:.3}-{:.3}); closest generated {:.3}, closest real {:.3}",
+            space.space,
+            g.median,
+            g.lower_quartile,
+            g.upper_quartile,
+            h.median,
+            h.lower_quartile,
+            h.upper_quartile,
+            g.min,
+            h.min
+        );
+    }
+    eprintln!("wrote {}", args.out.display());
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn run_report(args: ReportArgs) -> Result<()> {
+    let out = args.out.unwrap_or_else(|| args.run.join("report"));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let report = catgan::report::write_report(&args.run, &out)?;
+    for note in &report.notes {
+        eprintln!("{note}");
+    }
+    for path in &report.written {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn run_bench(args: BenchArgs) -> Result<()> {
@@ -469,6 +661,9 @@ fn main() {
         Command::Train(args) => run_train(args),
         Command::Export(args) => run_export(args),
         Command::Sample(args) => run_sample(args),
+        Command::Eval(args) => run_eval(args),
+        Command::Report(args) => run_report(args),
+        Command::Nearest(args) => run_nearest(args),
         Command::Bench(args) => run_bench(args),
         Command::Devices => run_devices(),
     };

@@ -8,6 +8,7 @@
 use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::data::{self, BatchPlan, Dataset, LoadOptions};
+use crate::evaluate::{Reference, split_held_out};
 use crate::grid;
 use crate::growth::{self, growth_at};
 use crate::logging;
@@ -25,6 +26,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
 
@@ -37,6 +39,8 @@ pub struct RunOptions {
     pub stop_after_step: Option<u64>,
     /// Description of the device, for logs and checkpoints.
     pub device_name: String,
+    /// Real images to measure SWD against every `swd_kimg` (none: no SWD during training).
+    pub reference: Option<Arc<Reference>>,
 }
 
 /// Losses and discriminator outputs of one step, still on the device.
@@ -197,6 +201,16 @@ pub struct TickStats {
     /// Progressive growing: the fade-in weight of that stage at the end of the tick.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
+    /// SWD (times 1e3) of the moving-average generator against the reference set, mean over
+    /// levels, where measured at this tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swd_mean: Option<f64>,
+    /// The same per level, finest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swd_levels: Option<Vec<f64>>,
+    /// SWD between two real sets of the same size: the best a generator can expect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swd_floor: Option<f64>,
 }
 
 /// Keeps only the stats lines up to `step` (those after a checkpoint are redone on resume).
@@ -232,8 +246,9 @@ pub struct Summary {
     pub checkpoint: PathBuf,
 }
 
-/// Reads the dataset a run trains on, reporting skipped files.
-pub fn load_data(config: &TrainConfig, progress: bool) -> Result<Dataset> {
+/// Reads a run's images, reporting skipped files, and splits off the held-out part: returns
+/// (training images, held-out images).
+pub fn load_data(config: &TrainConfig, progress: bool) -> Result<(Dataset, Dataset)> {
     let options = LoadOptions {
         resolution: config.model.resolution(),
         max_pixels: config.max_pixels,
@@ -243,16 +258,18 @@ pub fn load_data(config: &TrainConfig, progress: bool) -> Result<Dataset> {
     for skip in &skipped {
         warn!("skipped {}: {}", skip.path.display(), skip.reason);
     }
+    let (dataset, held_out) = split_held_out(dataset, config.held_out_percent);
     data::require_batch(&config.data, &dataset, skipped.len(), config.batch_size)?;
     info!(
-        "data: {} images from {} ({} files skipped), {}x{}",
+        "data: {} training and {} held-out images from {} ({} files skipped), {}x{}",
         dataset.len(),
+        held_out.len(),
         config.data.display(),
         skipped.len(),
         dataset.resolution,
         dataset.resolution
     );
-    Ok(dataset)
+    Ok((dataset, held_out))
 }
 
 /// Trains the run in `run`, fresh (the folder must be prepared) or from its newest checkpoint.
@@ -346,7 +363,7 @@ pub fn train(
         if !(tick_due || last) {
             continue;
         }
-        let tick = summarise(
+        let mut tick = summarise(
             std::mem::take(&mut stats),
             &state,
             tick_start.elapsed().as_secs_f64(),
@@ -367,6 +384,24 @@ pub fn train(
             tick.images_per_second,
             tick.memory_mib.unwrap_or(0.0)
         );
+        if let Some(reference) = &options.reference
+            && swd_due(config, state.images, batch)
+        {
+            let started = Instant::now();
+            let growth = (config.model.stages() > 1).then_some(growth);
+            let swd =
+                reference.measure(&networks.ema, growth, config.model.latent_size(), device)?;
+            info!(
+                "SWD {:.2} (floor {:.2}, {} images, {:.1} s)",
+                swd.mean,
+                reference.floor.mean,
+                reference.count,
+                started.elapsed().as_secs_f64()
+            );
+            tick.swd_mean = Some(swd.mean);
+            tick.swd_levels = Some(swd.per_level);
+            tick.swd_floor = Some(reference.floor.mean);
+        }
         append_line(&stats_path, &serde_json::to_string(&tick)?)?;
         // Progressive runs show the stage being trained, enlarged to the full side.
         let images = networks
@@ -437,6 +472,17 @@ fn progress_bar(visible: bool, total_images: u64, done: u64) -> ProgressBar {
     bar
 }
 
+/// Whether the tick ending at `images` crosses a multiple of `swd_kimg` (or is the first tick).
+fn swd_due(config: &TrainConfig, images: u64, batch: u64) -> bool {
+    if config.swd_kimg <= 0.0 {
+        return false;
+    }
+    let every = ((config.swd_kimg * 1000.0) as u64).max(1);
+    let tick = config.tick_images();
+    let previous_tick = (images - batch) / tick * tick;
+    images <= tick || images / every > previous_tick / every
+}
+
 /// The progress bar's message: kimg, and for progressive runs the stage and fade.
 fn progress_message(config: &TrainConfig, images: u64, growth: Growth) -> String {
     format!(
@@ -489,6 +535,9 @@ fn summarise(
         training_seconds: state.training_seconds,
         stage: growth.map(|g| g.stage),
         alpha: growth.map(|g| g.alpha as f64),
+        swd_mean: None,
+        swd_levels: None,
+        swd_floor: None,
     };
     for (value, what) in [
         (tick.loss_generator, "generator loss"),
@@ -738,5 +787,55 @@ mod tests {
             "{tick:?}"
         );
         assert!(run.path().join("samples/kimg-00000.2.png").exists());
+    }
+
+    #[test]
+    fn swd_is_measured_and_logged_every_swd_kimg() {
+        use catgan_model::dcgan::DcganConfig;
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let mut config = TrainConfig::tiny_for_tests();
+        config.model = ModelConfig::Dcgan(
+            DcganConfig::new()
+                .with_latent_size(8)
+                .with_resolution(16)
+                .with_generator_width(4)
+                .with_discriminator_width(4),
+        );
+        config.swd_kimg = 0.016; // every second tick of 8 images
+        let mut rng = SplitMix64::new(9);
+        let dataset = Dataset {
+            resolution: 16,
+            pixels: (0..40 * 16 * 16 * 3)
+                .map(|_| rng.next_u64() as u8)
+                .collect(),
+            names: (0..40).map(|i| i.to_string()).collect(),
+        };
+        let reference = Reference::new(&dataset, None, 16).unwrap();
+        assert_eq!(reference.count, 16);
+        let floor = reference.floor.mean;
+        let options = RunOptions {
+            reference: Some(Arc::new(reference)),
+            ..RunOptions::default()
+        };
+        let run = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(run.path(), false).unwrap();
+        train(run.path(), &config, &dataset, &Device::flex(), &options).unwrap();
+        let stats = std::fs::read_to_string(run.path().join("stats.jsonl")).unwrap();
+        let ticks: Vec<TickStats> = stats
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let measured: Vec<u64> = ticks
+            .iter()
+            .filter(|t| t.swd_mean.is_some())
+            .map(|t| t.step)
+            .collect();
+        // Ticks at steps 2, 4, 6, 8 (8 images each); SWD at the first and every 16 images.
+        assert_eq!(measured, vec![2, 4, 8]);
+        let tick = &ticks[1];
+        assert_eq!(tick.swd_floor, Some(floor));
+        assert_eq!(tick.swd_levels.as_ref().map(Vec::len), Some(1));
+        // An untrained generator is far from noise-like real images' statistics.
+        assert!(tick.swd_mean.unwrap() > floor, "{tick:?}");
     }
 }
