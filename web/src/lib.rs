@@ -109,9 +109,14 @@ pub fn latent(seed: u32, size: usize) -> Vec<f32> {
 }
 
 /// Generates `latents.len() / latent_size` cats with model `name`; returns their RGBA pixels,
-/// image after image.
+/// image after image. With `stage`, a progressive model draws them at that stage's side
+/// (`4 << stage`) instead of its full resolution; other models ignore it.
 #[wasm_bindgen]
-pub async fn generate(name: String, latents: Vec<f32>) -> Result<Vec<u8>, JsError> {
+pub async fn generate(
+    name: String,
+    latents: Vec<f32>,
+    stage: Option<u32>,
+) -> Result<Vec<u8>, JsError> {
     let (generator, device, latent_size) = with_engine(|engine| {
         let (entry, generator) = engine
             .models
@@ -127,7 +132,19 @@ pub async fn generate(name: String, latents: Vec<f32>) -> Result<Vec<u8>, JsErro
     }
     let count = latents.len() / latent_size;
     let input = Tensor::<2>::from_data(TensorData::new(latents, [count, latent_size]), &device);
-    let images = generator.forward(input);
+    let images = match (stage, generator.as_progan()) {
+        (Some(stage), Some(progan)) => {
+            let stage = stage as usize;
+            if stage >= progan.stages() {
+                return Err(JsError::new(&format!(
+                    "model '{name}' has {} stages; there is no stage {stage}",
+                    progan.stages()
+                )));
+            }
+            progan.forward_stage(input, stage)
+        }
+        _ => generator.forward(input),
+    };
     let data = images
         .into_data_async()
         .await

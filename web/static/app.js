@@ -72,8 +72,8 @@ const waiting = new Map();   // id -> resolve
 
 function send(message) { worker.postMessage(message); }
 
-function generate(channel, latents, onImages) {
-  const message = { type: 'generate', id: nextId++, channel, name: state.model, latents, onImages };
+function generate(channel, latents, onImages, stage) {
+  const message = { type: 'generate', id: nextId++, channel, name: state.model, latents, onImages, stage };
   if (inflight.has(channel)) { pending.set(channel, message); return; }
   dispatch(message);
 }
@@ -174,7 +174,43 @@ async function renderEditor() {
     document.body.dataset.editorMs = m.ms.toFixed(1);
     document.body.dataset.editorDrawn = String(Number(document.body.dataset.editorDrawn || 0) + 1);
   });
+  renderGrowth(z);
   syncUrl();
+}
+
+// ---- watch it grow: a progressive model's cat at every stage -----------------------------
+
+function stagesOf(entry) {
+  return entry && entry.arch === 'progan' ? Math.log2(entry.resolution) - 1 : 0;
+}
+
+function buildGrowth() {
+  const entry = state.models.find((m) => m.name === state.model);
+  const stages = stagesOf(entry);
+  const box = $('grow');
+  box.hidden = stages === 0;
+  const strip = $('grow-stages');
+  strip.replaceChildren();
+  for (let s = 0; s < stages; s++) {
+    const figure = document.createElement('figure');
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = 4 << s;
+    canvas.setAttribute('aria-label', `The cat at ${4 << s}×${4 << s}`);
+    const caption = document.createElement('figcaption');
+    caption.textContent = `${4 << s}×${4 << s}`;
+    figure.append(canvas, caption);
+    strip.appendChild(figure);
+  }
+}
+
+function renderGrowth(z) {
+  const canvases = $('grow-stages').querySelectorAll('canvas');
+  canvases.forEach((canvas, s) => {
+    generate(`grow-${s}`, z, (m) => {
+      draw(canvas, m.pixels, 0, m.side);
+      document.body.dataset.growDrawn = String(Number(document.body.dataset.growDrawn || 0) + 1);
+    }, s);
+  });
 }
 
 function buildGrid() {
@@ -303,7 +339,7 @@ async function switchModel(name) {
   status('');
   state.page = Math.min(state.page, Math.ceil(state.latentSize / SLIDERS) - 1);
   $('page').value = String(state.page);
-  buildSliders(); markSelected(); renderGrid(); renderEditor();
+  buildSliders(); buildGrowth(); markSelected(); renderGrid(); renderEditor();
 }
 
 // ---- worker replies ----------------------------------------------------------------------

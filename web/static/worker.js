@@ -83,16 +83,18 @@ async function generate(message) {
   const started = performance.now();
   let pixels;
   try {
-    pixels = await engine.generate(message.name, message.latents);
+    pixels = await engine.generate(message.name, message.latents, message.stage);
   } catch (e) {
     if (!backend.startsWith('WebGPU')) throw e;
     await fallBackToCpu(`WebGPU failed during generation (${e.message || e})`);
-    pixels = await engine.generate(message.name, message.latents);
+    pixels = await engine.generate(message.name, message.latents, message.stage);
   }
   const entry = manifest.models.find((m) => m.name === message.name);
+  const growing = entry.arch === 'progan' && Number.isInteger(message.stage);
   post({
     type: 'images', id: message.id, channel: message.channel, name: message.name,
-    count: message.latents.length / entry.latent_size, side: entry.resolution,
+    count: message.latents.length / entry.latent_size,
+    side: growing ? 4 << message.stage : entry.resolution,
     pixels, ms: performance.now() - started,
   }, [pixels.buffer]);
 }

@@ -91,6 +91,20 @@ function stats(rgba) {
   return { mean, sd };
 }
 
+// RGBA pixels of a PNG in the scratch folder, decoded by the page.
+const png = (page, name) => page.evaluate(async (src) => {
+  const img = new Image(); img.src = src; await img.decode();
+  const c = document.createElement('canvas'); c.width = img.width; c.height = img.height;
+  const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+  return { width: img.width, data: Array.from(ctx.getImageData(0, 0, c.width, c.height).data) };
+}, `${base}/scratch/${name}`).then((r) => Object.assign(r.data, { width: r.width }));
+
+// Shipped models, in manifest order.
+const models = () => {
+  const file = path.join(SITE, 'assets/manifest.json');
+  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file)).models.map((m) => m.name) : ['(no site built)'];
+};
+
 // Largest per-channel difference (0-255) accepted between the page and `catgan sample`.
 const TOLERANCE = 3;
 
@@ -111,28 +125,27 @@ for (const path_ of [{ name: 'WebGPU', gpu: true, backend: /^WebGPU/ },
     await page.close();
   });
 
-  test(`${path_.name}: the page draws the cat \`catgan sample\` draws for the same seed`, async (t) => {
-    const model = JSON.parse(fs.readFileSync(path.join(SITE, 'assets/manifest.json'))).models[0].name;
-    execFileSync(CATGAN, ['sample', '--model', model, '--seed', '4242', '--count', '1', '--device', 'cpu',
-      '--assets', path.join(SITE, 'assets'), '--out', path.join(scratch, 'native.png')], { stdio: 'ignore' });
-    const { page, errors } = await open(`ok/index.html#model=${model}&seed=4242&cat=0`, { gpu: path_.gpu });
-    await drawn(page, 'editorDrawn');
-    assert.match(await page.textContent('#backend'), path_.backend);
-    const [shown] = await pixels(page, '#editor');
-    const native = await page.evaluate(async (src) => {
-      const img = new Image(); img.src = src; await img.decode();
-      const c = document.createElement('canvas'); c.width = img.width; c.height = img.height;
-      const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
-      return Array.from(ctx.getImageData(0, 0, c.width, c.height).data);
-    }, `${base}/scratch/native.png`);
-    assert.equal(shown.length, native.length);
-    // Same code, weights and latent; only float rounding differs between backends.
-    const worst = maxDiff(shown, native);
-    t.diagnostic(`largest pixel difference from native: ${worst}/255`);
-    assert.ok(worst <= TOLERANCE, `pixels differ by ${worst}`);
-    assert.deepEqual(errors, []);
-    await page.close();
-  });
+  // Every shipped model, selected through the share link, draws the native cat.
+  for (const model of models()) {
+    test(`${path_.name}: ${model} draws the cat \`catgan sample\` draws for the same seed`, async (t) => {
+      const native = path.join(scratch, `native-${model}.png`);
+      execFileSync(CATGAN, ['sample', '--model', model, '--seed', '4242', '--count', '1', '--device', 'cpu',
+        '--assets', path.join(SITE, 'assets'), '--out', native], { stdio: 'ignore' });
+      const { page, errors } = await open(`ok/index.html#model=${model}&seed=4242&cat=0`, { gpu: path_.gpu });
+      await drawn(page, 'editorDrawn');
+      assert.match(await page.textContent('#backend'), path_.backend);
+      assert.equal(await page.inputValue('#model'), model);
+      const [shown] = await pixels(page, '#editor');
+      const expected = await png(page, `native-${model}.png`);
+      assert.equal(shown.length, expected.length);
+      // Same code, weights and latent; only float rounding differs between backends.
+      const worst = maxDiff(shown, expected);
+      t.diagnostic(`largest pixel difference from native: ${worst}/255`);
+      assert.ok(worst <= TOLERANCE, `pixels differ by ${worst}`);
+      assert.deepEqual(errors, []);
+      await page.close();
+    });
+  }
 
   test(`${path_.name}: moving a slider changes the cat`, async () => {
     const { page, errors } = await open('ok/index.html#seed=3', { gpu: path_.gpu });
@@ -152,6 +165,46 @@ for (const path_ of [{ name: 'WebGPU', gpu: true, backend: /^WebGPU/ },
     await page.close();
   });
 }
+
+test('a progressive model shows the same cat at every stage, as `catgan sample --growth` does', async (t) => {
+  const entry = JSON.parse(fs.readFileSync(path.join(SITE, 'assets/manifest.json'))).models
+    .find((m) => m.arch === 'progan');
+  if (!entry) { t.skip('no progressive model in the manifest'); return; }
+  const stages = Math.log2(entry.resolution) - 1;
+  execFileSync(CATGAN, ['sample', '--model', entry.name, '--seed', '77', '--count', '1', '--growth',
+    '--device', 'cpu', '--assets', path.join(SITE, 'assets'), '--out', path.join(scratch, 'growth.png')],
+  { stdio: 'ignore' });
+  const { page, errors } = await open(`ok/index.html#backend=cpu&model=${entry.name}&seed=77&cat=0`);
+  await drawn(page, 'growDrawn', stages);
+  await page.waitForTimeout(500);
+  assert.equal(await page.isVisible('#grow'), true);
+  const shown = await pixels(page, '#grow-stages canvas');
+  assert.equal(shown.length, stages);
+  const native = await png(page, 'growth.png');
+  const side = entry.resolution;
+  let worst = 0;
+  shown.forEach((rgba, s) => {
+    const n = 4 << s;
+    assert.equal(rgba.length, n * n * 4, `stage ${s} is ${n}x${n}`);
+    // The native strip shows stage s in column s, enlarged to the full side.
+    const scale = side / n;
+    for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) for (let c = 0; c < 3; c++) {
+      const nx = s * (side + 1) + x * scale, ny = y * scale;
+      const expected = native[(ny * native.width + nx) * 4 + c];
+      worst = Math.max(worst, Math.abs(rgba[(y * n + x) * 4 + c] - expected));
+    }
+  });
+  t.diagnostic(`largest pixel difference from native over ${stages} stages: ${worst}/255`);
+  assert.ok(worst <= TOLERANCE, `stage pixels differ by ${worst}`);
+  // Models that do not grow hide the strip.
+  const other = models().find((m) => m !== entry.name);
+  if (other) {
+    await page.selectOption('#model', other);
+    await page.waitForFunction(() => document.getElementById('grow').hidden, null, { timeout: 120_000 });
+  }
+  assert.deepEqual(errors, []);
+  await page.close();
+});
 
 test('a share link reproduces the edited cat', async () => {
   const { page, errors } = await open('ok/index.html#backend=cpu&seed=99&cat=3&psi=0.80&e=2:1.50,7:-2.00');
