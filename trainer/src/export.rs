@@ -6,7 +6,7 @@ use crate::config::TrainConfig;
 use crate::grid;
 use crate::growth::enlarge;
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use catgan_model::Generator;
@@ -273,6 +273,67 @@ pub fn sample(options: &SampleOptions, device: &Device) -> Result<()> {
     Ok(())
 }
 
+/// Collects every float tensor of a module (weights and batch-norm statistics) with its path,
+/// e.g. `blocks.0.conv.weight`.
+struct Named {
+    path: Vec<String>,
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl ModuleVisitor for Named {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        let shape = value.dims().to_vec();
+        let values = value
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        self.tensors.push((self.path.join("."), shape, values));
+    }
+}
+
+/// Writes a shipped generator's tensors as a safetensors file (f32, named by their module
+/// path), so that other frameworks can load the same weights, e.g. for benchmarks.
+pub fn write_safetensors(assets: &Path, model: &str, out: &Path, device: &Device) -> Result<usize> {
+    let (_, generator) = load_shipped(assets, model, device)?;
+    let mut named = Named {
+        path: Vec::new(),
+        tensors: Vec::new(),
+    };
+    generator.visit(&mut named);
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, shape, values) in &named.tensors {
+        let start = data.len();
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut header = serde_json::to_vec(&serde_json::Value::Object(header))?;
+    // The format asks for the data to start 8-byte aligned.
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&data);
+    write_atomic(out, &bytes)?;
+    Ok(named.tensors.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,5 +513,39 @@ mod tests {
         export_to(dcgan_run.path(), assets.path(), Some(Precision::F32));
         let err = sample(&options(true, "x.png"), &Device::flex()).unwrap_err();
         assert!(err.to_string().contains("does not grow"), "{err}");
+    }
+
+    #[test]
+    fn safetensors_hold_every_tensor_with_its_path_shape_and_values() {
+        let run = tempfile::tempdir().unwrap();
+        let assets = tempfile::tempdir().unwrap();
+        tiny_run(run.path());
+        export_to(run.path(), assets.path(), Some(Precision::F32));
+        let out = assets.path().join("tiny.safetensors");
+        let count = write_safetensors(assets.path(), "tiny", &out, &Device::flex()).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert_eq!(length % 8, 0);
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + length]).unwrap();
+        let header = header.as_object().unwrap();
+        assert_eq!(header.len(), count);
+        // The 8x8 DCGAN of width 4 from latent 8: its first transposed convolution, 8 to 4.
+        let first = &header["Dcgan.blocks.0.conv.weight"];
+        assert_eq!(first["shape"], serde_json::json!([8, 4, 4, 4]));
+        let [start, end] = [0, 1].map(|i| first["data_offsets"][i].as_u64().unwrap() as usize);
+        assert_eq!(end - start, 8 * 4 * 4 * 4 * 4);
+        let data = &bytes[8 + length..];
+        let total: usize = header
+            .values()
+            .map(|t| t["data_offsets"][1].as_u64().unwrap() as usize)
+            .max()
+            .unwrap();
+        assert_eq!(total, data.len());
+        // Values are the weights themselves: not all zero, all finite.
+        let values: Vec<f32> = data[start..end]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert!(values.iter().all(|v| v.is_finite()) && values.iter().any(|v| *v != 0.0));
     }
 }

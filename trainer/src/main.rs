@@ -49,6 +49,9 @@ enum Command {
     Nearest(NearestArgs),
     /// Time training steps on random data (images per second).
     Bench(BenchArgs),
+    /// Write a shipped generator's weights as f32 safetensors, named by module path (for
+    /// loading the same weights into other frameworks).
+    Tensors(TensorsArgs),
     /// List the GPU adapters wgpu can see and which backend --device auto picks.
     Devices,
 }
@@ -266,6 +269,19 @@ struct ReportArgs {
     /// Where to write losses.png, swd.png and timeline.png [default: RUN/report].
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct TensorsArgs {
+    /// Model name from the manifest.
+    #[arg(long)]
+    model: String,
+    /// Assets folder holding manifest.json.
+    #[arg(long, default_value = "assets")]
+    assets: PathBuf,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -665,6 +681,16 @@ fn main() {
         Command::Report(args) => run_report(args),
         Command::Nearest(args) => run_nearest(args),
         Command::Bench(args) => run_bench(args),
+        Command::Tensors(args) => {
+            let device = burn::prelude::Device::flex();
+            export::write_safetensors(&args.assets, &args.model, &args.out, &device).map(|n| {
+                eprintln!(
+                    "wrote {n} tensors of '{}' to {}",
+                    args.model,
+                    args.out.display()
+                )
+            })
+        }
         Command::Devices => run_devices(),
     };
     if let Err(error) = result {
