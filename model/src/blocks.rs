@@ -120,6 +120,17 @@ impl EqConv2d {
         he_scale(input * kernel * kernel, self.gain)
     }
 
+    /// The same layer computing with `weight` (as applied, after scaling) and `bias`.
+    pub fn with_values(self, weight: Tensor<4>, bias: Tensor<1>) -> Self {
+        assert_eq!(weight.dims(), self.weight.dims(), "weight shape");
+        let stored = weight.div_scalar(self.scale());
+        Self {
+            weight: Param::from_tensor(stored),
+            bias: Param::from_tensor(bias),
+            gain: self.gain,
+        }
+    }
+
     /// Applies the convolution.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, kernel, _] = self.weight.dims();

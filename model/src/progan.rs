@@ -230,6 +230,14 @@ impl ProganGenerator {
         lerp(old, new, growth.alpha)
     }
 
+    /// Replaces stage `stage`'s RGB head by a 1x1 convolution with `weight` `[3, channels]` and
+    /// `bias` `[3]` (as applied).
+    pub fn set_to_rgb(&mut self, stage: usize, weight: Tensor<2>, bias: Tensor<1>) {
+        let [out, input] = weight.dims();
+        let head = self.to_rgb[stage].clone();
+        self.to_rgb[stage] = head.with_values(weight.reshape([out, input, 1, 1]), bias);
+    }
+
     /// Images of stage `stage` at full weight, clipped to [-1, 1]: `[batch, 3, 4 << stage, ..]`.
     pub fn forward_stage(&self, latent: Tensor<2>, stage: usize) -> Tensor<4> {
         self.forward_growing(latent, Growth::full(stage))

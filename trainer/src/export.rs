@@ -5,6 +5,7 @@ use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::grid;
 use crate::growth::enlarge;
+use crate::heads::fit_heads;
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -94,6 +95,9 @@ pub fn read_manifest(assets: &Path) -> Result<Manifest> {
     Manifest::from_json(&text).with_context(|| format!("in {}", path.display()))
 }
 
+/// Latents the lower RGB heads of a progressive generator are refitted on at export.
+const HEAD_FIT_LATENTS: usize = 256;
+
 /// A run's settings, and the state and moving-average generator of its newest checkpoint.
 pub fn load_run_ema(run: &Path, device: &Device) -> Result<(TrainConfig, State, Generator)> {
     let config = read_config(run)?;
@@ -127,7 +131,11 @@ pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry>
             options.name
         );
     }
-    let (config, state, generator) = load_run_ema(&options.run, device)?;
+    let (config, state, mut generator) = load_run_ema(&options.run, device)?;
+    if let Generator::Progan(progan) = &mut generator {
+        let error = fit_heads(progan, config.model.latent_size(), HEAD_FIT_LATENTS, device)?;
+        info!("refitted the lower stages' RGB heads (worst RMS error {error:.3})");
+    }
 
     let latent_size = config.model.latent_size();
     let reference = probe(&generator, latent_size, device)?;

@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod export;
 pub mod grid;
 pub mod growth;
+pub mod heads;
 pub mod logging;
 pub mod loss;
 pub mod nearest;
