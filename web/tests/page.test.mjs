@@ -274,3 +274,27 @@ test('wasm memory stays flat over many slider moves', async () => {
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('switching models many times keeps wasm memory flat and the page working', async (t) => {
+  const names = models();
+  if (names.length < 2) { t.skip('only one model in the manifest'); return; }
+  const { page, errors } = await open('ok/index.html#backend=cpu');
+  await drawn(page, 'gridDrawn');
+  const cycle = async (n) => {
+    for (let i = 0; i < n; i++) {
+      const name = names[i % names.length];
+      const count = await page.evaluate(() => Number(document.body.dataset.gridDrawn));
+      await page.selectOption('#model', name);
+      await drawn(page, 'gridDrawn', count + 1);
+    }
+  };
+  await cycle(2 * names.length);
+  const early = await page.evaluate(() => catgan.memory());
+  await cycle(100);
+  const late = await page.evaluate(() => catgan.memory());
+  t.diagnostic(`wasm memory after ${2 * names.length} switches ${early}, after 100 more ${late}`);
+  assert.ok(late <= early, `wasm memory grew from ${early} to ${late} bytes`);
+  assert.equal(await page.evaluate(() => catgan.state.model), names[(99) % names.length]);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
