@@ -61,7 +61,9 @@ struct TrainArgs {
     /// Folder of training images (JPEG or PNG, searched recursively).
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
-    /// Continue the run in this folder from its newest checkpoint, with its saved settings.
+    /// Continue the run in this folder from its newest checkpoint, with its saved settings
+    /// (config.json); only --kimg (a new total) may change, and settings that would change the
+    /// model or the data are refused.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
     /// Run folder for a new run [default: runs/NNNNN-ARCH, the next free number].
@@ -71,67 +73,67 @@ struct TrainArgs {
     #[arg(long)]
     force: bool,
     /// Model family.
-    #[arg(long, value_enum, default_value_t = ArchArg::Dcgan)]
+    #[arg(long, value_enum, default_value_t = ArchArg::Dcgan, conflicts_with = "resume")]
     arch: ArchArg,
     /// Image side in pixels (a power of two).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, conflicts_with = "resume")]
     resolution: usize,
     /// Length of the run in thousands of real images shown (on --resume: the new total).
     #[arg(long)]
     kimg: Option<f64>,
     /// Images per training step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, conflicts_with = "resume")]
     batch_size: usize,
     /// Adversarial loss [default: logistic for dcgan, ralsgan for resnet and progan].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "resume")]
     loss: Option<Loss>,
     /// Adam learning rate of the generator [default: 2e-4; 3e-4 for progan].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     lr_generator: Option<f64>,
     /// Adam learning rate of the discriminator [default: 2e-4; 3e-4 for progan].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     lr_discriminator: Option<f64>,
     /// Progan: thousands of images over which each new stage fades in.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, conflicts_with = "resume")]
     fade_kimg: f64,
     /// Progan: thousands of images each stage trains at full weight before the next fades in.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, conflicts_with = "resume")]
     stable_kimg: f64,
     /// Latent vector length [default: the architecture's].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     latent_size: Option<usize>,
     /// Generator width (filters of its last hidden layer; for progan, the channel base, where
     /// a stage of side r has base / r features) [default: the architecture's].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     generator_width: Option<usize>,
     /// Discriminator width (filters of its first layer; for progan, the largest number of
     /// features of a stage) [default: the architecture's].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     discriminator_width: Option<usize>,
     /// Half-life of the generator's moving average, in thousands of images.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, conflicts_with = "resume")]
     ema_kimg: f64,
     /// A stats line and a sample grid every this many thousand images.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, conflicts_with = "resume")]
     tick_kimg: f64,
     /// A checkpoint every this many ticks.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "resume")]
     checkpoint_ticks: u64,
     /// Seed for initial weights and all random choices.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     seed: u64,
     /// Percentage of the images that training never sees (chosen by a hash of each file name,
     /// listed in the run's held-out.txt); SWD is measured against them.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, conflicts_with = "resume")]
     held_out_percent: f64,
     /// Measure SWD against the held-out images every this many thousand images (0: never).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, conflicts_with = "resume")]
     swd_kimg: f64,
     /// Images per set for SWD during training (fewer if the held-out part is smaller).
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, conflicts_with = "resume")]
     swd_images: usize,
     /// Refuse images with more pixels than this, before decoding them.
-    #[arg(long, default_value_t = 100_000_000)]
+    #[arg(long, default_value_t = 100_000_000, conflicts_with = "resume")]
     max_pixels: u64,
     #[command(flatten)]
     common: Common,
