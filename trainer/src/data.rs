@@ -251,6 +251,9 @@ fn prepare(path: &Path, options: &LoadOptions) -> Result<RgbImage, String> {
 }
 
 fn decode(path: &Path, options: &LoadOptions) -> Result<DynamicImage, String> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Err("empty file (0 bytes)".into());
+    }
     let reader = ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| format!("cannot read: {e}"))?;
@@ -391,6 +394,117 @@ mod tests {
         let a = data.image(0);
         assert_eq!(&a[0..3], &[255, 0, 0]);
         assert_eq!(&a[7 * 3..8 * 3], &[0, 0, 0]);
+    }
+
+    /// A folder as collected from the internet: every file either loads or is skipped with a
+    /// reason that names the problem, and nothing panics.
+    #[test]
+    fn a_messy_folder_loads_or_skips_each_file_with_a_reason() {
+        use image::{GrayImage, ImageBuffer, Rgb, Rgba, RgbaImage};
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        // Loads: grayscale, 16-bit, transparent, a JPEG named .png, tiny and very wide images,
+        // a nested folder and a name that is not valid UTF-8.
+        GrayImage::from_pixel(8, 8, image::Luma([200]))
+            .save(at("gray.png"))
+            .unwrap();
+        ImageBuffer::<Rgb<u16>, Vec<u16>>::from_pixel(8, 8, Rgb([65535, 0, 0]))
+            .save(at("deep.png"))
+            .unwrap();
+        RgbaImage::from_pixel(8, 8, Rgba([255, 0, 0, 0]))
+            .save(at("clear.png"))
+            .unwrap();
+        RgbImage::from_pixel(8, 8, Rgb([0, 0, 255]))
+            .save_with_format(at("liar.png"), image::ImageFormat::Jpeg)
+            .unwrap();
+        RgbImage::from_pixel(1, 1, Rgb([9, 9, 9]))
+            .save(at("dot.png"))
+            .unwrap();
+        RgbImage::from_pixel(400, 2, Rgb([7, 7, 7]))
+            .save(at("strip.png"))
+            .unwrap();
+        std::fs::create_dir_all(at("deeper/still")).unwrap();
+        write_png(&at("deeper/still/cat.png"), 8, 8, [1, 2, 3]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let name = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+            write_png(&dir.path().join(name), 8, 8, [4, 5, 6]);
+        }
+        // Skipped with a reason: empty, truncated, corrupt, unsupported, too large.
+        std::fs::write(at("empty.jpg"), b"").unwrap();
+        let png = std::fs::read(at("deeper/still/cat.png")).unwrap();
+        std::fs::write(at("half.png"), &png[..png.len() / 2]).unwrap();
+        std::fs::write(at("noise.jpg"), [0x42u8; 300]).unwrap();
+        std::fs::write(at("old.bmp"), b"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0").unwrap();
+        write_png(&at("huge.png"), 80, 80, [1, 1, 1]);
+        // Litter, ignored without a reason: resource forks, thumbnails, hidden folders.
+        std::fs::write(at("._gray.png"), b"\0\x05\x16\x07").unwrap();
+        std::fs::write(at("Thumbs.db"), b"x").unwrap();
+        std::fs::create_dir(at(".cache")).unwrap();
+        write_png(&at(".cache/thumb.png"), 8, 8, [0, 0, 0]);
+        // A symbolic link loop.
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.path(), at("deeper/loop")).unwrap();
+
+        let options = LoadOptions {
+            max_pixels: 4096,
+            ..LoadOptions::new(8)
+        };
+        let (data, skipped) = load_folder(dir.path(), &options).unwrap();
+        let mut names = data.names.clone();
+        names.sort();
+        let mut expected = vec![
+            "clear.png",
+            "deep.png",
+            "deeper/still/cat.png",
+            "dot.png",
+            "gray.png",
+            "liar.png",
+            "strip.png",
+        ];
+        if cfg!(unix) {
+            expected.insert(0, "caf\u{fffd}.png");
+        }
+        assert_eq!(names, expected);
+        let pixel = |name: &str| {
+            let i = data.names.iter().position(|n| n == name).unwrap();
+            data.image(i)[..3].to_vec()
+        };
+        assert_eq!(pixel("gray.png"), vec![200, 200, 200]);
+        assert_eq!(pixel("deep.png"), vec![255, 0, 0]);
+        // Fully transparent red is the neutral grey of an all-zero normalised image.
+        assert_eq!(pixel("clear.png"), vec![128, 128, 128]);
+        assert_eq!(pixel("dot.png"), vec![9, 9, 9]);
+
+        let reason = |file: &str| {
+            skipped
+                .iter()
+                .find(|s| s.path.file_name().is_some_and(|n| n == file))
+                .map(|s| s.reason.clone())
+                .unwrap_or_else(|| panic!("{file} was not reported: {skipped:?}"))
+        };
+        assert!(
+            reason("empty.jpg").contains("empty file"),
+            "{}",
+            reason("empty.jpg")
+        );
+        assert!(reason("half.png").contains("Png"), "{}", reason("half.png"));
+        assert!(
+            reason("noise.jpg").contains("cannot be read"),
+            "{}",
+            reason("noise.jpg")
+        );
+        assert!(reason("old.bmp").contains("Bmp"), "{}", reason("old.bmp"));
+        assert!(
+            reason("huge.png").contains("over the limit"),
+            "{}",
+            reason("huge.png")
+        );
+        if cfg!(unix) {
+            assert!(reason("loop").contains("loop"), "{}", reason("loop"));
+        }
+        assert_eq!(skipped.len(), if cfg!(unix) { 6 } else { 5 }, "{skipped:?}");
     }
 
     #[test]
