@@ -709,10 +709,18 @@ mod tests {
 
     #[test]
     fn resuming_refuses_settings_that_would_change_the_run() {
-        for flag in [["--arch", "progan"], ["--resolution", "128"], ["--seed", "3"]] {
+        for flag in [
+            ["--arch", "progan"],
+            ["--resolution", "128"],
+            ["--seed", "3"],
+        ] {
             let args = ["catgan", "train", "--resume", "runs/x", flag[0], flag[1]];
             let error = Cli::try_parse_from(args).unwrap_err();
-            assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict, "{flag:?}");
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flag:?}"
+            );
         }
         // A new total length is fine.
         assert!(Cli::try_parse_from(["catgan", "train", "--resume", "r", "--kimg", "9"]).is_ok());
