@@ -838,4 +838,37 @@ mod tests {
         // An untrained generator is far from noise-like real images' statistics.
         assert!(tick.swd_mean.unwrap() > floor, "{tick:?}");
     }
+
+    #[test]
+    fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint_newest() {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        let mut config = TrainConfig::tiny_for_tests();
+        let run = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(run.path(), false).unwrap();
+        let four = RunOptions {
+            stop_after_step: Some(4),
+            ..RunOptions::default()
+        };
+        train(run.path(), &config, &tiny_dataset(), &device, &four).unwrap();
+        let (_, good) = checkpoint::latest(run.path()).unwrap().unwrap();
+
+        // An absurd learning rate sends the weights, then the losses, to infinity.
+        config.learning_rate_generator = 1e30;
+        config.learning_rate_discriminator = 1e30;
+        let error = train(
+            run.path(),
+            &config,
+            &tiny_dataset(),
+            &device,
+            &RunOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("loss became"), "{error}");
+        assert!(error.contains("before step 6"), "{error}");
+        assert!(error.contains("last good one"), "{error}");
+        let (_, newest) = checkpoint::latest(run.path()).unwrap().unwrap();
+        assert_eq!(newest, good);
+    }
 }
