@@ -110,9 +110,10 @@ struct TrainArgs {
     /// features of a stage) [default: the architecture's].
     #[arg(long, conflicts_with = "resume")]
     discriminator_width: Option<usize>,
-    /// Half-life of the generator's moving average, in thousands of images.
-    #[arg(long, default_value_t = 10.0, conflicts_with = "resume")]
-    ema_kimg: f64,
+    /// Half-life of the generator's moving average, in thousands of images [default: 10; for
+    /// progan a tenth of --fade-kimg, so the average keeps up with each newly grown stage].
+    #[arg(long, conflicts_with = "resume")]
+    ema_kimg: Option<f64>,
     /// A stats line and a sample grid every this many thousand images.
     #[arg(long, default_value_t = 4.0, conflicts_with = "resume")]
     tick_kimg: f64,
@@ -434,7 +435,13 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 held_out_percent: args.held_out_percent,
                 swd_kimg: args.swd_kimg,
                 swd_images: args.swd_images,
-                ema_kimg: args.ema_kimg,
+                // An average over many thousand images still holds much of a new stage's random
+                // initial layers when a short fade ends (a colour cast over every cat).
+                ema_kimg: args.ema_kimg.unwrap_or(if progan {
+                    args.fade_kimg / 10.0
+                } else {
+                    10.0
+                }),
                 ema_rampup: 0.1,
                 total_kimg: args.kimg.unwrap_or(300.0),
                 tick_kimg: args.tick_kimg,
