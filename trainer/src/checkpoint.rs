@@ -105,11 +105,33 @@ pub fn write(
         .with_context(|| format!("cannot move checkpoint into {}", target.display()))?;
     sync(&dir)?;
 
+    // Old checkpoints are renamed out of the way before they are deleted, so a kill during the
+    // deletion leaves only a hidden folder, never a half-deleted `step-` one.
     let all = list(run)?;
     for (_, old) in all.iter().take(all.len().saturating_sub(keep.max(1))) {
-        fs::remove_dir_all(old).with_context(|| format!("cannot remove {}", old.display()))?;
+        let name = old.file_name().map(|n| n.to_string_lossy().into_owned());
+        let doomed = dir.join(format!(".old-{}", name.unwrap_or_default()));
+        fs::rename(old, &doomed).with_context(|| format!("cannot retire {}", old.display()))?;
+        fs::remove_dir_all(&doomed)
+            .with_context(|| format!("cannot remove {}", doomed.display()))?;
     }
+    remove_leftovers(&dir)?;
     Ok(target)
+}
+
+/// Deletes retired checkpoints that a killed run did not finish deleting.
+fn remove_leftovers(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".old-"))
+        {
+            fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads a checkpoint's counters.

@@ -54,7 +54,7 @@ fn a_run_killed_repeatedly_resumes_and_finishes() {
         "--batch-size",
         "4",
         "--kimg",
-        "0.4",
+        "2.0",
         "--tick-kimg",
         "0.008",
         "--swd-kimg",
@@ -71,7 +71,7 @@ fn a_run_killed_repeatedly_resumes_and_finishes() {
         })
     };
     let mut killed = 0;
-    let mut delay_ms = 150;
+    let mut delay_ms = 40;
     for _ in 0..12 {
         // Before the first checkpoint exists there is nothing to resume: start over.
         let args: Vec<&str> = if has_checkpoint() {
@@ -81,7 +81,7 @@ fn a_run_killed_repeatedly_resumes_and_finishes() {
         };
         let mut child = train(&args).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
-        delay_ms = delay_ms * 7 / 5 % 900 + 100;
+        delay_ms = delay_ms * 7 / 5 % 400 + 30;
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "catgan train failed on its own");
             break; // finished before the kill
@@ -125,7 +125,7 @@ fn a_run_killed_repeatedly_resumes_and_finishes() {
     );
     let stats = std::fs::read_to_string(run.join("stats.jsonl")).unwrap();
     let last: serde_json::Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
-    assert_eq!(last["step"], 100, "{last}");
+    assert_eq!(last["step"], 500, "{last}");
     // Each tick is logged once, in order, however often the run was interrupted.
     let steps: Vec<u64> = stats
         .lines()
@@ -135,5 +135,5 @@ fn a_run_killed_repeatedly_resumes_and_finishes() {
                 .unwrap()
         })
         .collect();
-    assert_eq!(steps, (1..=50).map(|t| t * 2).collect::<Vec<_>>());
+    assert_eq!(steps, (1..=250).map(|t| t * 2).collect::<Vec<_>>());
 }
