@@ -92,8 +92,11 @@ for m in manifest["models"]:
                              f" {x['upper_quartile']:.3f} / {x['max']:.3f}")
             print(f"| {s['space'].lower()} | {fmt(g)} | {fmt(h)} |")
         print()
-        print("A generator that copied its training images would sit far below the held-out real"
-              " cats in this table. The side-by-side picture (`docs/results/"
+        print("The real cats here are the 5% of `cats64` that `catgan nearest` sets aside by file-name"
+              " hash, searched against the other 95%; the shipped models saw all of `cats64` in"
+              " training, so this compares how close generated and real cats come to the same"
+              " training images. A generator that copied its training images would sit far below"
+              " the real cats in this table. The side-by-side picture (`docs/results/"
               f"{name}/nearest.png`, generated cats beside their three nearest training images)"
               " shows training images, so it is written by `scripts/results` but not committed.")
         print()
