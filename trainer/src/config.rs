@@ -115,4 +115,25 @@ impl TrainConfig {
             swd_images: 2048,
         }
     }
+
+    /// The tiny run with a two-stage (4x4, then 8x8) progressive model instead: 2 steps at
+    /// 4x4, a fade over 2 steps, then 8x8.
+    pub(crate) fn tiny_progan_for_tests() -> Self {
+        use catgan_model::progan::ProganConfig;
+        Self {
+            model: ModelConfig::Progan(
+                ProganConfig::new()
+                    .with_latent_size(8)
+                    .with_resolution(8)
+                    .with_channel_base(32)
+                    .with_max_channels(8)
+                    .with_group_size(2),
+            ),
+            loss: Loss::Ralsgan,
+            beta1: 0.0,
+            stable_kimg: 0.008,
+            fade_kimg: 0.008,
+            ..Self::tiny_for_tests()
+        }
+    }
 }

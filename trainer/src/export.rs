@@ -464,22 +464,12 @@ mod tests {
 
     #[test]
     fn growth_sample_shows_each_progressive_stage_ending_with_the_full_image() {
-        use catgan_model::ModelConfig;
-        use catgan_model::progan::ProganConfig;
         let run = tempfile::tempdir().unwrap();
         let assets = tempfile::tempdir().unwrap();
         let base = TrainConfig {
-            model: ModelConfig::Progan(
-                ProganConfig::new()
-                    .with_latent_size(8)
-                    .with_resolution(8)
-                    .with_channel_base(32)
-                    .with_max_channels(8)
-                    .with_group_size(2),
-            ),
             fade_kimg: 0.004,
             stable_kimg: 0.004,
-            ..TrainConfig::tiny_for_tests()
+            ..TrainConfig::tiny_progan_for_tests()
         };
         tiny_run_of(run.path(), base);
         export_to(run.path(), assets.path(), Some(Precision::F32));

@@ -570,7 +570,6 @@ mod tests {
     use burn::module::Module;
     use burn::store::ModuleRecord;
     use catgan_model::ModelConfig;
-    use catgan_model::progan::ProganConfig;
     use catgan_model::resnet::ResnetConfig;
     use std::sync::Mutex;
 
@@ -710,20 +709,7 @@ mod tests {
     }
 
     fn tiny_progan() -> TrainConfig {
-        let mut config = TrainConfig::tiny_for_tests();
-        config.model = ModelConfig::Progan(
-            ProganConfig::new()
-                .with_latent_size(8)
-                .with_resolution(8)
-                .with_channel_base(32)
-                .with_max_channels(8)
-                .with_group_size(2),
-        );
-        config.loss = crate::loss::Loss::Ralsgan;
-        config.beta1 = 0.0;
-        config.stable_kimg = 0.008;
-        config.fade_kimg = 0.008;
-        config
+        TrainConfig::tiny_progan_for_tests()
     }
 
     #[test]
