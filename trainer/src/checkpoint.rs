@@ -228,6 +228,43 @@ mod tests {
         assert_eq!(fs::read_dir(folder(run.path())).unwrap().count(), 1);
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_fails_the_write_with_the_system_reason_and_keeps_the_previous_checkpoint() {
+        let run = tempfile::tempdir().unwrap();
+        write(run.path(), &state(1), 2, |dir| {
+            Ok(fs::write(dir.join("w"), [1])?)
+        })
+        .unwrap();
+        // /dev/full answers every write with ENOSPC, as a full disk does.
+        let err = write(run.path(), &state(2), 2, |dir| {
+            std::os::unix::fs::symlink("/dev/full", dir.join("w"))?;
+            fs::write(dir.join("w"), vec![0u8; 1 << 16])
+                .with_context(|| format!("cannot write {}", dir.join("w").display()))
+        })
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("checkpoint at step 2 not written"),
+            "{message}"
+        );
+        assert!(message.contains("No space left on device"), "{message}");
+        assert_eq!(latest(run.path()).unwrap().unwrap().0, 1);
+        assert_eq!(fs::read_dir(folder(run.path())).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_run_folder_that_cannot_be_created_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("notes.txt");
+        fs::write(&file, "a file, not a folder").unwrap();
+        let err = prepare_fresh(&file.join("run"), false).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("cannot create run folder"), "{message}");
+        assert!(message.contains("notes.txt/run"), "{message}");
+        assert!(message.contains("Not a directory"), "{message}");
+    }
+
     #[test]
     fn fresh_runs_refuse_used_folders_without_force() {
         let run = tempfile::tempdir().unwrap();

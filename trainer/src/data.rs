@@ -535,6 +535,139 @@ mod tests {
         assert_eq!(plan.batch(7, 4), again);
     }
 
+    /// Encodes `pixels` (`channels` bytes per pixel) as a JPEG with jpeg-encoder, which can
+    /// write the colour models cameras and print workflows leave behind.
+    fn write_jpeg(
+        path: &Path,
+        size: [u16; 2],
+        pixels: &[u8],
+        colour: jpeg_encoder::ColorType,
+        configure: impl FnOnce(&mut jpeg_encoder::Encoder<std::fs::File>),
+    ) {
+        let mut encoder = jpeg_encoder::Encoder::new(std::fs::File::create(path).unwrap(), 95);
+        configure(&mut encoder);
+        encoder.encode(pixels, size[0], size[1], colour).unwrap();
+    }
+
+    /// A little-endian TIFF block holding one tag: Orientation (0x0112) = `value`.
+    fn exif_orientation(value: u16) -> Vec<u8> {
+        let mut tiff = b"II*\0".to_vec();
+        tiff.extend(8u32.to_le_bytes()); // first IFD right after the header
+        tiff.extend(1u16.to_le_bytes()); // one entry
+        tiff.extend(0x0112u16.to_le_bytes());
+        tiff.extend(3u16.to_le_bytes()); // SHORT
+        tiff.extend(1u32.to_le_bytes()); // one value
+        tiff.extend(value.to_le_bytes());
+        tiff.extend([0, 0]); // padding of the 4-byte value field
+        tiff.extend(0u32.to_le_bytes()); // no next IFD
+        tiff
+    }
+
+    #[test]
+    fn camera_print_and_web_variants_decode_to_the_right_colours() {
+        use jpeg_encoder::ColorType;
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        // Pure red in CMYK (no cyan, full magenta and yellow, no black), as print workflows
+        // save it, once as plain CMYK (Adobe's inverted convention) and once as YCCK.
+        let cmyk_red: Vec<u8> = [0u8, 255, 255, 0].repeat(16 * 16);
+        write_jpeg(
+            &at("cmyk.jpg"),
+            [16, 16],
+            &cmyk_red,
+            ColorType::Cmyk,
+            |_| {},
+        );
+        write_jpeg(
+            &at("ycck.jpg"),
+            [16, 16],
+            &cmyk_red,
+            ColorType::CmykAsYcck,
+            |_| {},
+        );
+        // A progressive JPEG of green.
+        let green: Vec<u8> = [0u8, 200, 0].repeat(16 * 16);
+        write_jpeg(
+            &at("progressive.jpg"),
+            [16, 16],
+            &green,
+            ColorType::Rgb,
+            |e| e.set_progressive(true),
+        );
+        // A 32x16 photo, left half red and right half blue, that the camera says to show
+        // rotated 90 degrees clockwise (EXIF orientation 6): upright it is 16x32, red on top.
+        let sideways: Vec<u8> = (0..16 * 32)
+            .flat_map(|i| {
+                if i % 32 < 16 {
+                    [255u8, 0, 0]
+                } else {
+                    [0, 0, 255]
+                }
+            })
+            .collect();
+        write_jpeg(
+            &at("rotated.jpg"),
+            [32, 16],
+            &sideways,
+            ColorType::Rgb,
+            |e| e.add_exif_metadata(&exif_orientation(6)).unwrap(),
+        );
+        // A palette PNG whose second entry is half-transparent white.
+        let file = std::fs::File::create(at("palette.png")).unwrap();
+        let mut png = png::Encoder::new(std::io::BufWriter::new(file), 16, 16);
+        png.set_color(png::ColorType::Indexed);
+        png.set_depth(png::BitDepth::Eight);
+        png.set_palette(vec![10, 20, 30, 255, 255, 255]);
+        png.set_trns(vec![255, 128]);
+        let mut writer = png.write_header().unwrap();
+        let indices: Vec<u8> = (0..256).map(|i| u8::from(i % 16 >= 8)).collect();
+        writer.write_image_data(&indices).unwrap();
+        writer.finish().unwrap();
+
+        let (data, skipped) = load_folder(dir.path(), &LoadOptions::new(16)).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let pixel = |name: &str, x: usize, y: usize| {
+            let i = data.names.iter().position(|n| n == name).unwrap();
+            let at = (y * 16 + x) * 3;
+            let p = &data.image(i)[at..at + 3];
+            [p[0] as i32, p[1] as i32, p[2] as i32]
+        };
+        let near = |got: [i32; 3], want: [i32; 3], name: &str| {
+            let off = (0..3).map(|c| (got[c] - want[c]).abs()).max().unwrap();
+            assert!(off <= 24, "{name}: got {got:?}, want about {want:?}");
+        };
+        near(pixel("cmyk.jpg", 8, 8), [255, 0, 0], "CMYK JPEG");
+        near(pixel("ycck.jpg", 8, 8), [255, 0, 0], "YCCK JPEG");
+        near(
+            pixel("progressive.jpg", 8, 8),
+            [0, 200, 0],
+            "progressive JPEG",
+        );
+        // Upright and centre-cropped: red above, blue below (unrotated, it would be red on
+        // the left and blue on the right).
+        near(
+            pixel("rotated.jpg", 2, 1),
+            [255, 0, 0],
+            "EXIF-rotated top left",
+        );
+        near(
+            pixel("rotated.jpg", 2, 14),
+            [0, 0, 255],
+            "EXIF-rotated bottom left",
+        );
+        near(
+            pixel("palette.png", 2, 2),
+            [10, 20, 30],
+            "palette PNG, opaque entry",
+        );
+        // Half-transparent white over the neutral grey (128): about 191.
+        near(
+            pixel("palette.png", 13, 2),
+            [191, 191, 191],
+            "palette PNG, translucent entry",
+        );
+    }
+
     #[test]
     fn too_few_images_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();

@@ -44,12 +44,24 @@ pub fn to_byte(value: f32) -> u8 {
     ((value.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
 }
 
+/// Encodes a PNG in memory. Writing the bytes with `std::fs` afterwards reports every write
+/// error: `image`'s own `save` writes through a buffer whose final flush error is dropped, so a
+/// full disk left a truncated file and no error.
+pub fn png_bytes(image: &RgbImage) -> Result<Vec<u8>, image::ImageError> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, image::ImageFormat::Png)?;
+    Ok(bytes.into_inner())
+}
+
 /// Saves a PNG atomically: written beside the target, then renamed over it.
 pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
+    let bytes = png_bytes(image).with_context(|| format!("cannot encode {}", path.display()))?;
     let temporary = path.with_extension("png.tmp");
-    image
-        .save_with_format(&temporary, image::ImageFormat::Png)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    if let Err(e) = std::fs::write(&temporary, bytes) {
+        // Leave no half-written file behind (a full disk, for one).
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e).with_context(|| format!("cannot write {}", temporary.display()));
+    }
     std::fs::rename(&temporary, path)
         .with_context(|| format!("cannot move {} into place", path.display()))
 }

@@ -490,6 +490,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", commands.display()))?;
 
     let (dataset, held_out) = train::load_data(&config, !args.common.no_progress)?;
+    train::check_training_set(&run, &dataset, args.resume.is_some())?;
     let held_out_list = run.join(HELD_OUT_LIST);
     let mut names = held_out.names.join("\n");
     names.push('\n');
@@ -603,9 +604,7 @@ fn run_nearest(args: NearestArgs) -> Result<()> {
     let chosen = device::choose(args.measure.common.device)?;
     let (measured, train, held) = measured_and_data(&args.measure, &chosen.device)?;
     let (report, picture) = nearest_check(&measured, &train, &held, args.count, &chosen.device)?;
-    picture
-        .save(&args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    catgan::grid::save_png(&picture, &args.out)?;
     for space in &report.spaces {
         let (g, h) = (&space.generated, &space.held_out);
         eprintln!(

@@ -129,6 +129,64 @@ impl Networks {
     }
 }
 
+/// Finds the first float tensor of a module that holds a NaN or an infinity, by its path.
+struct NonFinite {
+    path: Vec<String>,
+    found: Option<String>,
+}
+
+impl ModuleVisitor for NonFinite {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.found.is_some() {
+            return;
+        }
+        let finite = param.val().without_autodiff().is_finite().all();
+        if !finite.into_scalar::<bool>() {
+            self.found = Some(self.path.join("."));
+        }
+    }
+}
+
+/// The path of the first weight of `module` that is NaN or infinite, if any.
+pub fn first_non_finite<M: Module>(module: &M) -> Option<String> {
+    let mut visitor = NonFinite {
+        path: Vec::new(),
+        found: None,
+    };
+    module.visit(&mut visitor);
+    visitor.found
+}
+
+impl Networks {
+    /// Refuses weights that hold a NaN or an infinity, naming the network and the tensor.
+    /// Checked before every checkpoint, so a broken model never becomes the newest one.
+    pub fn check_finite(&self, step: u64) -> Result<()> {
+        let networks: [(&str, Option<String>); 3] = [
+            ("generator", first_non_finite(&self.generator)),
+            ("discriminator", first_non_finite(&self.discriminator)),
+            ("generator's moving average", first_non_finite(&self.ema)),
+        ];
+        for (network, found) in networks {
+            if let Some(path) = found {
+                anyhow::bail!(
+                    "the {network}'s weights `{path}` hold a NaN or an infinity at step {step}; \
+                     stopped without checkpointing, so the newest checkpoint is still the last \
+                     good one (try a lower learning rate)"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Collects a module's float tensors (weights and batch-norm statistics) in visiting order.
 pub(crate) struct Collect(pub(crate) Vec<Tensor<1>>);
 
@@ -184,6 +242,71 @@ pub fn update_ema(networks: &mut Networks, beta: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records the path of every float tensor (`poison: None`), or turns the tensor at one
+    /// path into NaNs.
+    #[derive(Default)]
+    struct Paths {
+        path: Vec<String>,
+        seen: Vec<String>,
+        poison: Option<String>,
+    }
+
+    impl ModuleVisitor for Paths {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, _: &Param<Tensor<D>>) {
+            self.seen.push(self.path.join("."));
+        }
+    }
+
+    impl ModuleMapper for Paths {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if self.poison.as_deref() == Some(self.path.join(".").as_str()) {
+                param.map(|t| t.mul_scalar(f32::NAN))
+            } else {
+                param
+            }
+        }
+    }
+
+    #[test]
+    fn non_finite_weights_are_found_and_named_with_their_network() {
+        let config = TrainConfig::tiny_for_tests();
+        let device = Device::flex();
+        let mut networks = Networks::new(&config, &device);
+        networks.check_finite(7).unwrap();
+        assert_eq!(first_non_finite(&networks.discriminator), None);
+
+        let mut paths = Paths::default();
+        networks.discriminator.visit(&mut paths);
+        let victim = paths.seen.last().unwrap().clone();
+        let mut poison = Paths {
+            poison: Some(victim.clone()),
+            ..Paths::default()
+        };
+        networks.discriminator = networks.discriminator.clone().map(&mut poison);
+
+        assert_eq!(
+            first_non_finite(&networks.discriminator),
+            Some(victim.clone())
+        );
+        let error = networks.check_finite(7).unwrap_err().to_string();
+        assert!(error.contains("discriminator's weights"), "{error}");
+        assert!(error.contains(&victim), "{error}");
+        assert!(error.contains("step 7"), "{error}");
+        assert!(!error.contains("generator"), "{error}");
+    }
 
     #[test]
     fn ema_half_life_ramps_up_then_holds() {

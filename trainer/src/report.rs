@@ -80,7 +80,7 @@ pub enum ReportError {
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
-        source: image::ImageError,
+        source: std::io::Error,
     },
     /// The output folder could not be created.
     #[error("cannot create output folder {path}: {source}")]
@@ -588,10 +588,12 @@ fn plot_error(path: &Path, error: impl std::fmt::Display) -> ReportError {
 }
 
 fn save(picture: &RgbImage, path: &Path) -> Result<(), ReportError> {
-    picture.save(path).map_err(|source| ReportError::Write {
+    let write = |source| ReportError::Write {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let bytes = crate::grid::png_bytes(picture).map_err(|e| write(std::io::Error::other(e)))?;
+    std::fs::write(path, bytes).map_err(write)
 }
 
 /// Hands the embedded font to plotters once per process, under the family name plotters

@@ -272,6 +272,55 @@ pub fn load_data(config: &TrainConfig, progress: bool) -> Result<(Dataset, Datas
     Ok((dataset, held_out))
 }
 
+/// File in a run folder listing the training images by name, one per line.
+pub const TRAINING_SET: &str = "training-set.txt";
+
+/// Records which images a new run trains on; on resume, refuses a data folder whose training
+/// images have changed since, naming what was added and removed.
+pub fn check_training_set(run: &Path, dataset: &Dataset, resuming: bool) -> Result<()> {
+    let path = run.join(TRAINING_SET);
+    let listed = match std::fs::read_to_string(&path) {
+        Ok(text) if resuming => text,
+        // Runs from before the list was kept are trusted; the list starts now.
+        _ => {
+            let mut text = dataset.names.join("\n");
+            text.push('\n');
+            return std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()));
+        }
+    };
+    let before: std::collections::BTreeSet<&str> = listed.lines().collect();
+    let now: std::collections::BTreeSet<&str> = dataset.names.iter().map(String::as_str).collect();
+    if before == now {
+        return Ok(());
+    }
+    let some = |names: Vec<&&str>| {
+        let shown: Vec<&str> = names.iter().take(3).map(|n| **n).collect();
+        let more = names.len().saturating_sub(shown.len());
+        let mut text = format!("{} ({}", names.len(), shown.join(", "));
+        if more > 0 {
+            text.push_str(&format!(", and {more} more"));
+        }
+        text + ")"
+    };
+    let added: Vec<&&str> = now.difference(&before).collect();
+    let removed: Vec<&&str> = before.difference(&now).collect();
+    let mut changes = Vec::new();
+    if !added.is_empty() {
+        changes.push(format!("{} added", some(added)));
+    }
+    if !removed.is_empty() {
+        changes.push(format!("{} gone", some(removed)));
+    }
+    bail!(
+        "the training images changed since this run started: {}; {} lists the {} it was \
+         trained on. Restore them, or start a new run",
+        changes.join(", "),
+        path.display(),
+        before.len()
+    )
+}
+
 /// Trains the run in `run`, fresh (the folder must be prepared) or from its newest checkpoint.
 pub fn train(
     run: &Path,
@@ -416,6 +465,7 @@ pub fn train(
 
         ticks_since_checkpoint += 1;
         if ticks_since_checkpoint >= config.checkpoint_ticks || last {
+            networks.check_finite(state.step)?;
             let path = checkpoint::write(run, &state, config.keep_checkpoints, |dir| {
                 networks.save(dir)
             })?;
@@ -823,6 +873,74 @@ mod tests {
         assert_eq!(tick.swd_levels.as_ref().map(Vec::len), Some(1));
         // An untrained generator is far from noise-like real images' statistics.
         assert!(tick.swd_mean.unwrap() > floor, "{tick:?}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_stops_the_run_with_the_file_and_reason_and_loses_no_checkpoint() {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        let config = TrainConfig::tiny_for_tests();
+        let run = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(run.path(), false).unwrap();
+        let four = RunOptions {
+            stop_after_step: Some(4),
+            ..RunOptions::default()
+        };
+        train(run.path(), &config, &tiny_dataset(), &device, &four).unwrap();
+        let (_, good) = checkpoint::latest(run.path()).unwrap().unwrap();
+
+        // The disk fills up: writing the next sample grid fails with ENOSPC. (Tiny runs name
+        // every grid kimg-00000.0.png; it is written beside its place first.)
+        let grid = run.path().join("samples/kimg-00000.0.png.tmp");
+        std::os::unix::fs::symlink("/dev/full", &grid).unwrap();
+        let error = train(
+            run.path(),
+            &config,
+            &tiny_dataset(),
+            &device,
+            &RunOptions::default(),
+        )
+        .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("kimg-00000.0.png"), "{message}");
+        assert!(message.contains("No space left on device"), "{message}");
+        assert_eq!(checkpoint::latest(run.path()).unwrap().unwrap().1, good);
+        // The half-written file is gone.
+        assert!(std::fs::symlink_metadata(&grid).is_err());
+
+        // Space is freed: the run resumes from the last good checkpoint and finishes.
+        let summary = train(
+            run.path(),
+            &config,
+            &tiny_dataset(),
+            &device,
+            &RunOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(summary.step, config.total_steps());
+    }
+
+    #[test]
+    fn resuming_on_changed_training_images_is_refused_with_the_difference() {
+        let run = tempfile::tempdir().unwrap();
+        let mut data = tiny_dataset();
+        check_training_set(run.path(), &data, false).unwrap();
+        check_training_set(run.path(), &data, true).unwrap();
+        let original = data.names.clone();
+        data.names[0] = "intruder.png".into();
+        let error = check_training_set(run.path(), &data, true)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("1 (intruder.png) added"), "{error}");
+        assert!(
+            error.contains(&format!("1 ({}) gone", original[0])),
+            "{error}"
+        );
+        assert!(error.contains(TRAINING_SET), "{error}");
+        // A fresh run (--force) starts a new list.
+        check_training_set(run.path(), &data, false).unwrap();
+        check_training_set(run.path(), &data, true).unwrap();
     }
 
     #[test]
