@@ -323,23 +323,29 @@ function status(text, isError) {
   el.classList.toggle('error', !!isError);
 }
 
-async function switchModel(name) {
+// Loads and shows a model; false (with the reason on the page) if it cannot be used.
+async function switchModel(name, { quiet = false } = {}) {
   const entry = state.models.find((m) => m.name === name);
-  if (!entry) return;
+  if (!entry) return false;
   $('model').disabled = true;
-  status(`Loading ${name}…`);
+  if (!quiet) status(`Loading ${name}…`);
   const loaded = await loadModel(name);
   $('model').disabled = false;
-  if (!loaded || loaded.type === 'error') return; // the error message is already shown
+  if (!loaded || loaded.type === 'error') { // the error message is already shown
+    if (state.model) $('model').value = state.model; // the selector shows the model in use
+    return false;
+  }
+  $('model').value = name;
   state.model = name;
   state.latentSize = entry.latent_size;
   latentCache.clear();
   $('model-info').textContent = `${entry.arch}, ${entry.resolution}×${entry.resolution}, ` +
     `${(entry.bytes / 1e6).toFixed(1)} MB ${entry.precision}, trained ${entry.kimg.toFixed(0)} kimg`;
-  status('');
+  if (!quiet) status('');
   state.page = Math.min(state.page, Math.ceil(state.latentSize / SLIDERS) - 1);
   $('page').value = String(state.page);
   buildSliders(); buildGrowth(); markSelected(); renderGrid(); renderEditor();
+  return true;
 }
 
 // ---- worker replies ----------------------------------------------------------------------
@@ -411,7 +417,21 @@ function onManifest(models) {
   if (!models.length) { status('The manifest lists no models.', true); return; }
   const wanted = initial.model && models.some((m) => m.name === initial.model) ? initial.model : models[0].name;
   select.value = wanted;
-  switchModel(wanted);
+  openFirstUsable(wanted);
+}
+
+// Opens the wanted model or, where it cannot be used, the next one that can; the reason the
+// wanted one failed stays on the page.
+async function openFirstUsable(wanted) {
+  if (await switchModel(wanted)) return;
+  const failure = $('status').textContent;
+  for (const m of state.models) {
+    if (m.name === wanted) continue;
+    if (await switchModel(m.name, { quiet: true })) {
+      status(`${failure}; showing '${m.name}' instead`, true);
+      return;
+    }
+  }
 }
 
 // ---- start -------------------------------------------------------------------------------
@@ -444,6 +464,7 @@ $('share').addEventListener('click', share);
 window.catgan = {
   state,
   memory: async () => (await request('memory', {})).bytes,
+  loseGpu: () => send({ type: 'lose-gpu' }),
 };
 
 send({ type: 'init', preferGpu: initial.backend !== 'cpu' });

@@ -10,6 +10,24 @@ let ready = null;
 
 function post(message, transfer) { self.postMessage(message, transfer || []); }
 
+// The WebGPU device the engine runs on, caught as the engine asks for it, so that losing it
+// (a driver reset, the GPU process crashing, a laptop switching GPUs) is noticed at once and the
+// page carries on on the CPU.
+let gpuDevice = null;
+if (self.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    gpuDevice = device;
+    device.lost.then((info) => {
+      if (gpuDevice !== device) return;
+      gpuDevice = null;
+      enqueue(() => fallBackToCpu(`the WebGPU device was lost: ${info.message || info.reason}`));
+    });
+    return device;
+  };
+}
+
 async function gpuAvailable() {
   if (!('gpu' in navigator) || !navigator.gpu) return 'this browser has no WebGPU';
   try {
@@ -74,6 +92,8 @@ async function load(name) {
 }
 
 async function fallBackToCpu(why) {
+  if (!backend.startsWith('WebGPU')) return;
+  gpuDevice = null;
   backend = await engine.init(false);
   for (const name of weights.keys()) await load(name);
   post({ type: 'backend', backend, reason: why });
@@ -99,11 +119,13 @@ async function generate(message) {
   }, [pixels.buffer]);
 }
 
-// Messages are handled one at a time, in order.
+// Messages (and a lost device's fallback) are handled one at a time, in order.
 let queue = Promise.resolve();
+function enqueue(task) { queue = queue.then(task); }
+
 self.onmessage = (event) => {
   const message = event.data;
-  queue = queue.then(async () => {
+  enqueue(async () => {
     try {
       switch (message.type) {
         case 'init': ready = start(message.preferGpu); await ready; break;
@@ -116,6 +138,8 @@ self.onmessage = (event) => {
           break;
         }
         case 'memory': post({ type: 'memory', id: message.id, bytes: engine.memory_bytes() }); break;
+        // Used by the browser tests: destroys the WebGPU device, as a driver reset would.
+        case 'lose-gpu': gpuDevice?.destroy(); break;
         default: throw new Error(`unknown message ${message.type}`);
       }
     } catch (e) {

@@ -116,7 +116,10 @@ for (const path_ of [{ name: 'WebGPU', gpu: true, backend: /^WebGPU/ },
   test(`${path_.name}: the page reports its backend and draws sixteen different cats`, async () => {
     const { page, errors } = await open('ok/index.html#seed=11', { gpu: path_.gpu });
     await drawn(page, 'gridDrawn');
-    assert.match(await page.textContent('#backend'), path_.backend);
+    const backend = await page.textContent('#backend');
+    assert.match(backend, path_.backend);
+    // Without WebGPU (or without an adapter) the page says why it runs on the CPU.
+    if (!path_.gpu) assert.match(backend, /\((this browser has no WebGPU|no WebGPU adapter was granted|WebGPU device could not start)/);
     const cells = await pixels(page, '#grid canvas');
     assert.equal(cells.length, 16);
     for (const cell of cells) assert.ok(stats(cell).sd > 10, 'a cell is nearly flat');
@@ -165,6 +168,27 @@ for (const path_ of [{ name: 'WebGPU', gpu: true, backend: /^WebGPU/ },
     await page.close();
   });
 }
+
+test('a WebGPU device lost in the middle of use: the page carries on on the CPU and says so', async () => {
+  const { page, errors } = await open('ok/index.html#seed=5', { gpu: true });
+  await drawn(page, 'gridDrawn');
+  assert.match(await page.textContent('#backend'), /^WebGPU/);
+  const count = await page.evaluate(() => Number(document.body.dataset.gridDrawn));
+  await page.evaluate(() => catgan.loseGpu());
+  await page.waitForFunction(() => document.body.dataset.backend.startsWith('CPU'), null, { timeout: 60_000 });
+  assert.match(await page.textContent('#backend'), /WebGPU device was lost/);
+  // The same cats, now drawn on the CPU.
+  const [before] = await pixels(page, '#grid canvas');
+  await page.click('#new');
+  await page.click('#new');
+  await drawn(page, 'gridDrawn', count + 1);
+  await page.waitForTimeout(1500);
+  const cells = await pixels(page, '#grid canvas');
+  for (const cell of cells) assert.ok(stats(cell).sd > 10, 'a cell is nearly flat');
+  assert.ok(maxDiff(before, cells[0]) > 20, 'the grid was not redrawn');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
 
 test('a progressive model shows the same cat at every stage, as `catgan sample --growth` does', async (t) => {
   const entry = JSON.parse(fs.readFileSync(path.join(SITE, 'assets/manifest.json'))).models
@@ -236,14 +260,28 @@ test('hostile or malformed URL values fall back to defaults and inject nothing',
   await page.close();
 });
 
-for (const [name, expected] of [
-  ['bad-sha', /SHA-256/], ['html-weights', /HTML/], ['truncated', /truncated/],
-  ['wrong-version', /format version/], ['missing-manifest', /manifest/],
+// `firstOnly`: only the first model's file is broken, so the page must go on with the next.
+for (const [name, expected, firstOnly] of [
+  ['bad-sha', /SHA-256/, true], ['html-weights', /HTML/], ['truncated', /truncated/],
+  ['wrong-version', /format version/, true], ['missing-manifest', /manifest/],
 ]) {
-  test(`broken assets (${name}) give a clear message on the page`, async () => {
+  test(`broken assets (${name}) give a clear message on the page`, async (t) => {
     const { page, errors } = await open(`${name}/index.html#backend=cpu`);
     await page.waitForFunction(() => document.body.dataset.error, null, { timeout: 120_000 });
+    const names = models();
+    if (firstOnly && names.length > 1) {
+      // The other models are still usable: the page opens the next one by itself.
+      await drawn(page, 'gridDrawn');
+      assert.equal(await page.evaluate(() => catgan.state.model), names[1]);
+      assert.equal(await page.inputValue('#model'), names[1]);
+      const first = await page.$eval(`#model option[value="${names[0]}"]`, (o) => [o.disabled, o.textContent]);
+      assert.deepEqual(first, [true, `${names[0]} (unavailable)`]);
+      const status = await page.textContent('#status');
+      assert.match(status, new RegExp(`Model '${names[0]}' cannot be used`));
+      assert.match(status, new RegExp(`showing '${names[1]}' instead`));
+    }
     const status = await page.textContent('#status');
+    t.diagnostic(status);
     assert.match(status, expected);
     assert.deepEqual(errors, []);
     await page.close();
