@@ -285,8 +285,13 @@ pub fn check_training_set(run: &Path, dataset: &Dataset, resuming: bool) -> Resu
         _ => {
             let mut text = dataset.names.join("\n");
             text.push('\n');
-            return std::fs::write(&path, text)
-                .with_context(|| format!("cannot write {}", path.display()));
+            // Written beside its place and renamed, so a kill mid-write never leaves a partial
+            // list that a resume would take for changed data.
+            let temporary = path.with_extension("txt.tmp");
+            std::fs::write(&temporary, text)
+                .with_context(|| format!("cannot write {}", temporary.display()))?;
+            return std::fs::rename(&temporary, &path)
+                .with_context(|| format!("cannot move {} into place", path.display()));
         }
     };
     let before: std::collections::BTreeSet<&str> = listed.lines().collect();
