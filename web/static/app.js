@@ -323,12 +323,17 @@ function status(text, isError) {
   el.classList.toggle('error', !!isError);
 }
 
+// While another model is tried in the background, its download progress stays off the status
+// line, which is showing why the wanted model failed.
+let quietLoad = false;
+
 // Loads and shows a model; false (with the reason on the page) if it cannot be used.
 async function switchModel(name, { quiet = false } = {}) {
   const entry = state.models.find((m) => m.name === name);
   if (!entry) return false;
   $('model').disabled = true;
   if (!quiet) status(`Loading ${name}…`);
+  quietLoad = quiet;
   const loaded = await loadModel(name);
   $('model').disabled = false;
   if (!loaded || loaded.type === 'error') { // the error message is already shown
@@ -364,7 +369,7 @@ worker.onmessage = (event) => {
     case 'progress': {
       const bar = $('progress');
       bar.hidden = false; bar.max = m.total; bar.value = Math.min(m.loaded, m.total);
-      status(`Downloading ${m.name}: ${(m.loaded / 1e6).toFixed(1)} of ${(m.total / 1e6).toFixed(1)} MB`);
+      if (!quietLoad) status(`Downloading ${m.name}: ${(m.loaded / 1e6).toFixed(1)} of ${(m.total / 1e6).toFixed(1)} MB`);
       break;
     }
     case 'loaded': $('progress').hidden = true; resolveLoad(m.name, m); break;
@@ -423,15 +428,20 @@ function onManifest(models) {
 // Opens the wanted model or, where it cannot be used, the next one that can; the reason the
 // wanted one failed stays on the page.
 async function openFirstUsable(wanted) {
-  if (await switchModel(wanted)) return;
-  const failure = $('status').textContent;
-  for (const m of state.models) {
-    if (m.name === wanted) continue;
-    if (await switchModel(m.name, { quiet: true })) {
-      status(`${failure}; showing '${m.name}' instead`, true);
-      return;
+  let opened = await switchModel(wanted);
+  if (!opened) {
+    const failure = $('status').textContent;
+    for (const m of state.models) {
+      if (m.name === wanted) continue;
+      if (await switchModel(m.name, { quiet: true })) {
+        status(`${failure}; showing '${m.name}' instead`, true);
+        opened = true;
+        break;
+      }
     }
+    if (!opened) status(`${failure}; no other model could be loaded either`, true);
   }
+  document.body.dataset.opened = opened ? 'yes' : 'none';
 }
 
 // ---- start -------------------------------------------------------------------------------

@@ -27,6 +27,13 @@ function scenario(name, file, body) {
   if (name === 'bad-sha' && file === 'assets/manifest.json') {
     const m = manifest(); m.models[0].sha256 = '0'.repeat(64); return JSON.stringify(m);
   }
+  if (name === 'other-arch' && file === 'assets/manifest.json') {
+    // The first model's entry points at another architecture's weights (their true size and
+    // checksum, so only the architecture check can catch it).
+    const m = manifest(); const other = m.models.find((e) => e.arch !== m.models[0].arch);
+    Object.assign(m.models[0], { file: other.file, bytes: other.bytes, sha256: other.sha256 });
+    return JSON.stringify(m);
+  }
   if (name === 'wrong-version' && file === 'assets/manifest.json') {
     const m = manifest(); m.models[0].format_version = 99; return JSON.stringify(m);
   }
@@ -263,11 +270,17 @@ test('hostile or malformed URL values fall back to defaults and inject nothing',
 // `firstOnly`: only the first model's file is broken, so the page must go on with the next.
 for (const [name, expected, firstOnly] of [
   ['bad-sha', /SHA-256/, true], ['html-weights', /HTML/], ['truncated', /truncated/],
-  ['wrong-version', /format version/, true], ['missing-manifest', /manifest/],
+  ['wrong-version', /format version/, true], ['other-arch', /does not fit a \w+ generator/, true],
+  ['missing-manifest', /manifest/],
 ]) {
   test(`broken assets (${name}) give a clear message on the page`, async (t) => {
     const { page, errors } = await open(`${name}/index.html#backend=cpu`);
     await page.waitForFunction(() => document.body.dataset.error, null, { timeout: 120_000 });
+    // Wait until the page has tried the other models too (there are none to try without a
+    // manifest).
+    if (name !== 'missing-manifest') {
+      await page.waitForFunction(() => document.body.dataset.opened, null, { timeout: 120_000 });
+    }
     const names = models();
     if (firstOnly && names.length > 1) {
       // The other models are still usable: the page opens the next one by itself.
