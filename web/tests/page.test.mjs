@@ -120,10 +120,11 @@ const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])),
 // The core behaviour on both paths: a browser with WebGPU (SwiftShader) and one without.
 for (const path_ of [{ name: 'WebGPU', gpu: true, backend: /^WebGPU/ },
                      { name: 'CPU fallback', gpu: false, backend: /^CPU/ }]) {
-  test(`${path_.name}: the page reports its backend and draws sixteen different cats`, async () => {
+  test(`${path_.name}: the page reports its backend and draws sixteen different cats`, async (t) => {
     const { page, errors } = await open('ok/index.html#seed=11', { gpu: path_.gpu });
     await drawn(page, 'gridDrawn');
     const backend = await page.textContent('#backend');
+    t.diagnostic(`backend: ${backend}`);
     assert.match(backend, path_.backend);
     // Without WebGPU (or without an adapter) the page says why it runs on the CPU.
     if (!path_.gpu) assert.match(backend, /\((this browser has no WebGPU|no WebGPU adapter was granted|WebGPU device could not start)/);
@@ -319,7 +320,7 @@ test('wasm memory stays flat over many slider moves', async () => {
   };
   await move(50); await settle();
   const early = await page.evaluate(() => catgan.memory());
-  await move(500); await settle();
+  await move(950); await settle(); // 1,000 moves in all
   const late = await page.evaluate(() => catgan.memory());
   assert.ok(late <= early, `wasm memory grew from ${early} to ${late} bytes`);
   assert.deepEqual(errors, []);
