@@ -636,36 +636,35 @@ mod tests {
             let off = (0..3).map(|c| (got[c] - want[c]).abs()).max().unwrap();
             assert!(off <= 24, "{name}: got {got:?}, want about {want:?}");
         };
-        near(pixel("cmyk.jpg", 8, 8), [255, 0, 0], "CMYK JPEG");
-        near(pixel("ycck.jpg", 8, 8), [255, 0, 0], "YCCK JPEG");
-        near(
-            pixel("progressive.jpg", 8, 8),
-            [0, 200, 0],
-            "progressive JPEG",
-        );
-        // Upright and centre-cropped: red above, blue below (unrotated, it would be red on
-        // the left and blue on the right).
-        near(
-            pixel("rotated.jpg", 2, 1),
-            [255, 0, 0],
-            "EXIF-rotated top left",
-        );
-        near(
-            pixel("rotated.jpg", 2, 14),
-            [0, 0, 255],
-            "EXIF-rotated bottom left",
-        );
-        near(
-            pixel("palette.png", 2, 2),
-            [10, 20, 30],
-            "palette PNG, opaque entry",
-        );
-        // Half-transparent white over the neutral grey (128): about 191.
-        near(
-            pixel("palette.png", 13, 2),
-            [191, 191, 191],
-            "palette PNG, translucent entry",
-        );
+        // Rotated: upright and centre-cropped, red above and blue below (unrotated, it would be
+        // red on the left and blue on the right). Palette: half-transparent white over the
+        // neutral grey (128) is about 191.
+        for (name, [x, y], want, what) in [
+            ("cmyk.jpg", [8, 8], [255, 0, 0], "CMYK JPEG"),
+            ("ycck.jpg", [8, 8], [255, 0, 0], "YCCK JPEG"),
+            ("progressive.jpg", [8, 8], [0, 200, 0], "progressive JPEG"),
+            ("rotated.jpg", [2, 1], [255, 0, 0], "EXIF-rotated top left"),
+            (
+                "rotated.jpg",
+                [2, 14],
+                [0, 0, 255],
+                "EXIF-rotated bottom left",
+            ),
+            (
+                "palette.png",
+                [2, 2],
+                [10, 20, 30],
+                "palette PNG, opaque entry",
+            ),
+            (
+                "palette.png",
+                [13, 2],
+                [191, 191, 191],
+                "palette PNG, translucent entry",
+            ),
+        ] {
+            near(pixel(name, x, y), want, what);
+        }
     }
 
     #[test]

@@ -6,8 +6,9 @@ use crate::config::TrainConfig;
 use crate::grid;
 use crate::growth::enlarge;
 use crate::heads::fit_heads;
+use crate::networks::visit_by_path;
 use anyhow::{Context, Result, bail};
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use catgan_model::Generator;
@@ -281,46 +282,22 @@ pub fn sample(options: &SampleOptions, device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// Collects every float tensor of a module (weights and batch-norm statistics) with its path,
-/// e.g. `blocks.0.conv.weight`.
-struct Named {
-    path: Vec<String>,
-    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
-}
-
-impl ModuleVisitor for Named {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let value = param.val();
-        let shape = value.dims().to_vec();
-        let values = value
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        self.tensors.push((self.path.join("."), shape, values));
-    }
-}
-
 /// Writes a shipped generator's tensors as a safetensors file (f32, named by their module
 /// path), so that other frameworks can load the same weights, e.g. for benchmarks.
 pub fn write_safetensors(assets: &Path, model: &str, out: &Path, device: &Device) -> Result<usize> {
     let (_, generator) = load_shipped(assets, model, device)?;
-    let mut named = Named {
-        path: Vec::new(),
-        tensors: Vec::new(),
-    };
-    generator.visit(&mut named);
+    let mut tensors = Vec::new();
+    visit_by_path(&generator, |path, shape, values| {
+        let values = values
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        tensors.push((path.to_string(), shape, values));
+    });
     let mut header = serde_json::Map::new();
     let mut data = Vec::new();
-    for (name, shape, values) in &named.tensors {
+    for (name, shape, values) in &tensors {
         let start = data.len();
         for v in values {
             data.extend_from_slice(&v.to_le_bytes());
@@ -339,7 +316,7 @@ pub fn write_safetensors(assets: &Path, model: &str, out: &Path, device: &Device
     bytes.extend_from_slice(&header);
     bytes.extend_from_slice(&data);
     write_atomic(out, &bytes)?;
-    Ok(named.tensors.len())
+    Ok(tensors.len())
 }
 
 #[cfg(test)]

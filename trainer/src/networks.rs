@@ -129,13 +129,14 @@ impl Networks {
     }
 }
 
-/// Finds the first float tensor of a module that holds a NaN or an infinity, by its path.
-struct NonFinite {
+/// Calls `visit(path, shape, values)` for every float tensor of a module (weights and batch-norm
+/// statistics), with its path such as `blocks.0.conv.weight` and its values flattened.
+struct ByPath<F> {
     path: Vec<String>,
-    found: Option<String>,
+    visit: F,
 }
 
-impl ModuleVisitor for NonFinite {
+impl<F: FnMut(&str, Vec<usize>, Tensor<1>)> ModuleVisitor for ByPath<F> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }
@@ -145,24 +146,30 @@ impl ModuleVisitor for NonFinite {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.found.is_some() {
-            return;
-        }
-        let finite = param.val().without_autodiff().is_finite().all();
-        if !finite.into_scalar::<bool>() {
-            self.found = Some(self.path.join("."));
-        }
+        let value = param.val().without_autodiff();
+        let shape = value.dims().to_vec();
+        let count = value.shape().num_elements();
+        (self.visit)(&self.path.join("."), shape, value.reshape([count]));
     }
+}
+
+/// Visits every float tensor of `module` with its path and shape (see [`ByPath`]).
+pub(crate) fn visit_by_path<M: Module>(module: &M, visit: impl FnMut(&str, Vec<usize>, Tensor<1>)) {
+    module.visit(&mut ByPath {
+        path: Vec::new(),
+        visit,
+    });
 }
 
 /// The path of the first weight of `module` that is NaN or infinite, if any.
 pub fn first_non_finite<M: Module>(module: &M) -> Option<String> {
-    let mut visitor = NonFinite {
-        path: Vec::new(),
-        found: None,
-    };
-    module.visit(&mut visitor);
-    visitor.found
+    let mut found = None;
+    visit_by_path(module, |path, _, values| {
+        if found.is_none() && !values.is_finite().all().into_scalar::<bool>() {
+            found = Some(path.to_string());
+        }
+    });
+    found
 }
 
 impl Networks {
@@ -243,25 +250,11 @@ pub fn update_ema(networks: &mut Networks, beta: f64) {
 mod tests {
     use super::*;
 
-    /// Records the path of every float tensor (`poison: None`), or turns the tensor at one
-    /// path into NaNs.
+    /// Turns the float tensor at one path into NaNs.
     #[derive(Default)]
     struct Paths {
         path: Vec<String>,
-        seen: Vec<String>,
         poison: Option<String>,
-    }
-
-    impl ModuleVisitor for Paths {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, _: &Param<Tensor<D>>) {
-            self.seen.push(self.path.join("."));
-        }
     }
 
     impl ModuleMapper for Paths {
@@ -288,9 +281,11 @@ mod tests {
         networks.check_finite(7).unwrap();
         assert_eq!(first_non_finite(&networks.discriminator), None);
 
-        let mut paths = Paths::default();
-        networks.discriminator.visit(&mut paths);
-        let victim = paths.seen.last().unwrap().clone();
+        let mut paths = Vec::new();
+        visit_by_path(&networks.discriminator, |path, _, _| {
+            paths.push(path.to_string())
+        });
+        let victim = paths.last().unwrap().clone();
         let mut poison = Paths {
             poison: Some(victim.clone()),
             ..Paths::default()

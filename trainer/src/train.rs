@@ -880,11 +880,8 @@ mod tests {
         assert!(tick.swd_mean.unwrap() > floor, "{tick:?}");
     }
 
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_full_disk_stops_the_run_with_the_file_and_reason_and_loses_no_checkpoint() {
-        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
-        let device = Device::flex();
+    /// A tiny run trained for four steps: its folder, configuration and newest checkpoint.
+    fn four_steps_in(device: &Device) -> (tempfile::TempDir, TrainConfig, PathBuf) {
         let config = TrainConfig::tiny_for_tests();
         let run = tempfile::tempdir().unwrap();
         checkpoint::prepare_fresh(run.path(), false).unwrap();
@@ -892,8 +889,17 @@ mod tests {
             stop_after_step: Some(4),
             ..RunOptions::default()
         };
-        train(run.path(), &config, &tiny_dataset(), &device, &four).unwrap();
+        train(run.path(), &config, &tiny_dataset(), device, &four).unwrap();
         let (_, good) = checkpoint::latest(run.path()).unwrap().unwrap();
+        (run, config, good)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_stops_the_run_with_the_file_and_reason_and_loses_no_checkpoint() {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        let (run, config, good) = four_steps_in(&device);
 
         // The disk fills up: writing the next sample grid fails with ENOSPC. (Tiny runs name
         // every grid kimg-00000.0.png; it is written beside its place first.)
@@ -952,15 +958,7 @@ mod tests {
     fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint_newest() {
         let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex();
-        let mut config = TrainConfig::tiny_for_tests();
-        let run = tempfile::tempdir().unwrap();
-        checkpoint::prepare_fresh(run.path(), false).unwrap();
-        let four = RunOptions {
-            stop_after_step: Some(4),
-            ..RunOptions::default()
-        };
-        train(run.path(), &config, &tiny_dataset(), &device, &four).unwrap();
-        let (_, good) = checkpoint::latest(run.path()).unwrap().unwrap();
+        let (run, mut config, good) = four_steps_in(&device);
 
         // An absurd learning rate sends the weights, then the losses, to infinity.
         config.learning_rate_generator = 1e30;
