@@ -39,6 +39,9 @@ enum Command {
     Train(TrainArgs),
     /// Write a run's moving-average generator to the assets folder and its manifest.
     Export(ExportArgs),
+    /// Re-encode a shipped model's weights at another precision (e.g. int8 for a smaller
+    /// download), in place, updating its manifest entry.
+    Convert(ConvertArgs),
     /// Generate a grid of cats from shipped weights.
     Sample(SampleArgs),
     /// Sliced Wasserstein distance of generated cats to real ones, beside the real-vs-real floor.
@@ -170,20 +173,65 @@ struct ExportArgs {
     /// Assets folder holding manifest.json.
     #[arg(long, default_value = "assets")]
     assets: PathBuf,
-    /// Storage precision; auto stores f16 when its images stay within --tolerance of f32's.
+    /// Storage precision; auto stores the smallest (int8, then f16, else f32) whose images
+    /// stay within --tolerance of f32's.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     precision: PrecisionArg,
-    /// Largest accepted per-pixel difference (pixel values in [-1, 1]) for f16.
+    /// Largest accepted per-pixel difference (pixel values in [-1, 1]) for int8 or f16.
     #[arg(long, default_value_t = 0.02)]
     tolerance: f32,
     #[command(flatten)]
     common: Common,
 }
 
+#[derive(Args, Debug)]
+struct ConvertArgs {
+    /// Model name from the manifest.
+    #[arg(long)]
+    model: String,
+    /// The new storage precision.
+    #[arg(long, value_enum)]
+    precision: StoredPrecision,
+    /// Refuse if the new weights' images differ from the current ones by more than this
+    /// anywhere (pixel values in [-1, 1], so 0.1 is about 13 of 255 levels; int8 typically
+    /// moves a few pixels that far and the average pixel by about one level).
+    #[arg(long, default_value_t = 0.1)]
+    tolerance: f32,
+    /// Assets folder holding manifest.json.
+    #[arg(long, default_value = "assets")]
+    assets: PathBuf,
+}
+
+/// A storage precision named on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StoredPrecision {
+    /// 8-bit weights with a scale per output slice; vectors in f16.
+    Int8,
+    /// Half precision.
+    F16,
+    /// Full precision.
+    F32,
+}
+
+impl From<StoredPrecision> for Precision {
+    fn from(p: StoredPrecision) -> Self {
+        match p {
+            StoredPrecision::Int8 => Precision::Int8,
+            StoredPrecision::F16 => Precision::F16,
+            StoredPrecision::F32 => Precision::F32,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum PrecisionArg {
+    /// The smallest within --tolerance.
     Auto,
+    /// 8-bit weights with a scale per output slice; vectors in f16.
+    Int8,
+    /// Half precision.
     F16,
+    /// Full precision.
     F32,
 }
 
@@ -537,6 +585,7 @@ fn run_export(args: ExportArgs) -> Result<()> {
         assets: args.assets,
         precision: match args.precision {
             PrecisionArg::Auto => None,
+            PrecisionArg::Int8 => Some(Precision::Int8),
             PrecisionArg::F16 => Some(Precision::F16),
             PrecisionArg::F32 => Some(Precision::F32),
         },
@@ -686,6 +735,18 @@ fn main() {
     let result = match Cli::parse().command {
         Command::Train(args) => run_train(args),
         Command::Export(args) => run_export(args),
+        Command::Convert(args) => {
+            let device = burn::prelude::Device::flex();
+            let precision = args.precision.into();
+            export::convert(
+                &args.assets,
+                &args.model,
+                precision,
+                args.tolerance,
+                &device,
+            )
+            .map(|_| ())
+        }
         Command::Sample(args) => run_sample(args),
         Command::Eval(args) => run_eval(args),
         Command::Report(args) => run_report(args),

@@ -1,6 +1,10 @@
 //! The page's engine: the generator from `catgan-model`, run in a Web Worker on WebGPU when the
 //! browser grants it, otherwise on Burn's CPU backend compiled to wasm.
 //!
+//! It is built twice: without the `webgpu` feature as a small CPU-only engine, which the page
+//! loads first, and with it as the WebGPU engine, which the page loads next where a hardware
+//! GPU adapter is granted.
+//!
 //! The JavaScript side fetches the manifest and weights (it reports download progress); this
 //! side checks them with the same code as the native trainer, keeps the loaded generators, and
 //! turns latents into RGBA pixels. Results are read back asynchronously, as WebGPU requires.
@@ -28,16 +32,38 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// Starts the engine, on WebGPU if `try_gpu` and the browser grants a device, otherwise on the
-/// CPU. Returns a description of the backend in use. Loaded models are dropped.
+/// Whether this build of the engine can run on WebGPU (the `webgpu` feature).
+#[wasm_bindgen]
+pub fn has_webgpu() -> bool {
+    cfg!(feature = "webgpu")
+}
+
+#[cfg(feature = "webgpu")]
+async fn gpu_device() -> Option<Device> {
+    match Device::wgpu_options().init_async().await {
+        Ok(device) => Some(device),
+        Err(e) => {
+            console_warn(&format!("WebGPU unavailable ({e}); using the CPU"));
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "webgpu"))]
+async fn gpu_device() -> Option<Device> {
+    None
+}
+
+/// Starts the engine, on WebGPU if `try_gpu`, this build has WebGPU and the browser grants a
+/// device, otherwise on the CPU. Returns a description of the backend in use. Loaded models are
+/// dropped.
 #[wasm_bindgen]
 pub async fn init(try_gpu: bool) -> String {
     let mut chosen = None;
     if try_gpu {
-        match Device::wgpu_options().init_async().await {
-            Ok(device) => chosen = Some((device, "WebGPU".to_string())),
-            Err(e) => console_warn(&format!("WebGPU unavailable ({e}); using the CPU")),
-        }
+        chosen = gpu_device()
+            .await
+            .map(|device| (device, "WebGPU".to_string()));
     }
     let (device, backend) = chosen.unwrap_or_else(|| (Device::flex(), "CPU (wasm)".into()));
     let description = backend.clone();

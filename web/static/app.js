@@ -46,7 +46,9 @@ function parseUrl() {
       if (m && Math.abs(Number(m[2])) <= SLIDER_RANGE) out.edits.set(Number(m[1]), Number(m[2]));
     }
   }
-  out.backend = params.get('backend') === 'cpu' ? 'cpu' : null;
+  out.backend = ['cpu', 'webgpu'].includes(params.get('backend')) ? params.get('backend') : null;
+  // Treat a software WebGPU adapter like a hardware one (for tests on machines without a GPU).
+  out.anyAdapter = params.get('gpu') === 'any';
   return out;
 }
 
@@ -477,5 +479,5 @@ window.catgan = {
   loseGpu: () => send({ type: 'lose-gpu' }),
 };
 
-send({ type: 'init', preferGpu: initial.backend !== 'cpu' });
+send({ type: 'init', mode: initial.backend || 'auto', anyAdapter: initial.anyAdapter });
 send({ type: 'manifest' });

@@ -1,14 +1,32 @@
 // catgan's model worker: owns the wasm engine, downloads and checks weights, generates cats.
 // The page talks to it only through messages, so it never freezes while models load or run.
-import init, * as engine from './catgan_web.js';
+//
+// There are two builds of the engine (web/src/lib.rs): a small CPU-only one and a larger one
+// that can also run on WebGPU. By default the worker starts the CPU engine, so the first cats
+// need only the small download, and then, where the browser grants a hardware GPU adapter,
+// loads the WebGPU engine in the background and moves the models over to it. A software adapter
+// (SwiftShader, or any the browser marks as a fallback) is slower than the CPU engine, so the
+// page stays on the CPU there. `#backend=cpu` and `#backend=webgpu` skip the choice.
 
 const here = new URL('.', self.location.href);
+const BUILDS = { cpu: 'catgan_cpu', gpu: 'catgan_gpu' };
+const modules = {};           // build -> initialised engine module
+let engine = null;            // the engine module in use
 let manifest = null;          // parsed manifest (checked by the engine)
-const weights = new Map();    // model name -> verified bytes, kept to reload after a fallback
+const weights = new Map();    // model name -> verified bytes, kept to move models between engines
 let backend = '';
-let ready = null;
+let upgrade = null;           // in auto mode: the pending move to WebGPU, started after the first cats
 
 function post(message, transfer) { self.postMessage(message, transfer || []); }
+
+async function loadBuild(build) {
+  if (!modules[build]) {
+    const module = await import(`./${BUILDS[build]}.js`);
+    await module.default(new URL(`${BUILDS[build]}_bg.wasm`, here));
+    modules[build] = module;
+  }
+  return modules[build];
+}
 
 // The WebGPU device the engine runs on, caught as the engine asks for it, so that losing it
 // (a driver reset, the GPU process crashing, a laptop switching GPUs) is noticed at once and the
@@ -28,22 +46,70 @@ if (self.GPUAdapter) {
   };
 }
 
-async function gpuAvailable() {
-  if (!('gpu' in navigator) || !navigator.gpu) return 'this browser has no WebGPU';
+/** Why WebGPU cannot be used, or null if an adapter is granted; `software` is set for one that
+ * runs on the CPU. */
+async function gpuAdapter() {
+  if (!('gpu' in navigator) || !navigator.gpu) return { reason: 'this browser has no WebGPU' };
   try {
     const adapter = await navigator.gpu.requestAdapter();
-    return adapter ? null : 'no WebGPU adapter was granted';
+    if (!adapter) return { reason: 'no WebGPU adapter was granted' };
+    const info = adapter.info || {};
+    const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
+    const software = info.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|software/i.test(name);
+    return { reason: null, software, name: name || 'unnamed adapter' };
   } catch (e) {
-    return `WebGPU adapter request failed (${e})`;
+    return { reason: `WebGPU adapter request failed (${e})` };
   }
 }
 
-async function start(preferGpu) {
-  await init(new URL('catgan_web_bg.wasm', here));
-  let reason = preferGpu ? await gpuAvailable() : 'CPU requested';
-  backend = await engine.init(reason === null);
-  if (reason === null && !backend.startsWith('WebGPU')) reason = 'WebGPU device could not start';
+/** Starts on the engine and backend chosen by `mode`: 'auto', 'cpu' or 'webgpu'. */
+async function start(mode, anyAdapter) {
+  if (mode === 'cpu') return startCpu('CPU requested');
+  const adapter = await gpuAdapter();
+  if (adapter.reason) return startCpu(adapter.reason);
+  if (mode === 'webgpu') {
+    engine = await loadBuild('gpu');
+    backend = await engine.init(true);
+    if (backend.startsWith('WebGPU')) return post({ type: 'ready', backend, reason: null });
+    return startCpu('WebGPU device could not start');
+  }
+  if (adapter.software && !anyAdapter) {
+    return startCpu(`the WebGPU adapter (${adapter.name}) runs in software; the CPU engine is faster`);
+  }
+  await startCpu('moving to WebGPU after the first cats');
+  upgrade = moveToGpu;
+}
+
+async function startCpu(reason) {
+  engine = await loadBuild('cpu');
+  backend = await engine.init(false);
   post({ type: 'ready', backend, reason });
+}
+
+/** Loads the WebGPU engine and moves the loaded models over to it. */
+async function moveToGpu() {
+  let gpu;
+  try {
+    gpu = await loadBuild('gpu');
+  } catch (e) {
+    return post({ type: 'backend', backend, reason: `the WebGPU engine did not load (${e.message || e})` });
+  }
+  const started = await gpu.init(true);
+  if (!started.startsWith('WebGPU')) {
+    return post({ type: 'backend', backend, reason: 'WebGPU device could not start' });
+  }
+  const cpu = engine;
+  engine = gpu;
+  backend = started;
+  try {
+    for (const name of weights.keys()) await load(name);
+  } catch (e) {
+    engine = cpu;
+    backend = await cpu.init(false);
+    for (const name of weights.keys()) await load(name);
+    return post({ type: 'backend', backend, reason: `WebGPU failed loading the models (${e.message || e})` });
+  }
+  post({ type: 'backend', backend, reason: null });
 }
 
 async function fetchManifest() {
@@ -94,6 +160,7 @@ async function load(name) {
 async function fallBackToCpu(why) {
   if (!backend.startsWith('WebGPU')) return;
   gpuDevice = null;
+  engine = await loadBuild('cpu');
   backend = await engine.init(false);
   for (const name of weights.keys()) await load(name);
   post({ type: 'backend', backend, reason: why });
@@ -128,10 +195,13 @@ self.onmessage = (event) => {
   enqueue(async () => {
     try {
       switch (message.type) {
-        case 'init': ready = start(message.preferGpu); await ready; break;
+        case 'init': await start(message.mode, message.anyAdapter); break;
         case 'manifest': post({ type: 'manifest', models: await fetchManifest() }); break;
         case 'load': await load(message.name); post({ type: 'loaded', name: message.name }); break;
-        case 'generate': await generate(message); break;
+        case 'generate':
+          await generate(message);
+          if (upgrade) { const move = upgrade; upgrade = null; enqueue(move); }
+          break;
         case 'latents': {
           const latents = message.seeds.map((s) => Array.from(engine.latent(s, message.size)));
           post({ type: 'latents', id: message.id, latents });

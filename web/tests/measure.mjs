@@ -19,8 +19,9 @@ const size = (file) => {
 };
 const manifest = JSON.parse(fs.readFileSync(path.join(SITE, 'assets/manifest.json')));
 const weights = manifest.models[0].file;
-const files = ['index.html', 'app.js', 'worker.js', 'style.css', 'catgan_web.js',
-  'catgan_web_bg.wasm', 'assets/manifest.json', `assets/${weights}`];
+// What the page (by default) fetches before its first cats: the CPU-only engine and the weights.
+const files = ['index.html', 'app.js', 'worker.js', 'style.css', 'catgan_cpu.js',
+  'catgan_cpu_bg.wasm', 'assets/manifest.json', `assets/${weights}`];
 const payload = Object.fromEntries(files.map((f) => [f, size(f)]));
 const total = files.reduce((t, f) => ({ raw: t.raw + payload[f].raw, gzip: t.gzip + payload[f].gzip }),
   { raw: 0, gzip: 0 });
@@ -39,7 +40,7 @@ const url = `http://127.0.0.1:${server.address().port}/index.html`;
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const results = {};
 for (const [name, args, hash] of [
-  ['webgpu', ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'], ''],
+  ['webgpu', ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'], '#backend=webgpu'],
   ['cpu', ['--disable-gpu'], '#backend=cpu'],
 ]) {
   const browser = await chromium.launch({ executablePath: CHROMIUM,

@@ -43,13 +43,17 @@ function scenario(name, file, body) {
 }
 
 let server, base, browser, gpuBrowser;
+const requests = []; // every path asked of the server, as 'scenario/file'
 
 before(async () => {
-  assert.ok(fs.existsSync(path.join(SITE, 'catgan_web_bg.wasm')), `no built site in ${SITE}; run scripts/build-web ${SITE}`);
+  for (const engine of ['catgan_cpu_bg.wasm', 'catgan_gpu_bg.wasm']) {
+    assert.ok(fs.existsSync(path.join(SITE, engine)), `no built site in ${SITE}; run scripts/build-web ${SITE}`);
+  }
   server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     const [, name, ...rest] = url.pathname.split('/');
     const file = rest.join('/') || 'index.html';
+    requests.push(`${name}/${file}`);
     const source = name === 'scratch' ? path.join(scratch, file) : path.join(SITE, file);
     if (!source.startsWith(name === 'scratch' ? scratch : SITE) || !fs.existsSync(source)) {
       res.writeHead(404, { 'content-type': 'text/html' }); res.end('<!doctype html><h1>Not found</h1>'); return;
@@ -118,10 +122,13 @@ const TOLERANCE = 3;
 const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 // The core behaviour on both paths: a browser with WebGPU (SwiftShader) and one without.
-for (const path_ of [{ name: 'WebGPU', gpu: true, backend: /^WebGPU/ },
-                     { name: 'CPU fallback', gpu: false, backend: /^CPU/ }]) {
+// The WebGPU path is asked for (#backend=webgpu): by default the page stays on its CPU engine on
+// a software adapter such as this SwiftShader. The CPU path is the default page in a browser
+// without WebGPU.
+for (const path_ of [{ name: 'WebGPU', gpu: true, backend: /^WebGPU/, hash: 'backend=webgpu&' },
+                     { name: 'CPU fallback', gpu: false, backend: /^CPU/, hash: '' }]) {
   test(`${path_.name}: the page reports its backend and draws sixteen different cats`, async (t) => {
-    const { page, errors } = await open('ok/index.html#seed=11', { gpu: path_.gpu });
+    const { page, errors } = await open(`ok/index.html#${path_.hash}seed=11`, { gpu: path_.gpu });
     await drawn(page, 'gridDrawn');
     const backend = await page.textContent('#backend');
     t.diagnostic(`backend: ${backend}`);
@@ -142,7 +149,7 @@ for (const path_ of [{ name: 'WebGPU', gpu: true, backend: /^WebGPU/ },
       const native = path.join(scratch, `native-${model}.png`);
       execFileSync(CATGAN, ['sample', '--model', model, '--seed', '4242', '--count', '1', '--device', 'cpu',
         '--assets', path.join(SITE, 'assets'), '--out', native], { stdio: 'ignore' });
-      const { page, errors } = await open(`ok/index.html#model=${model}&seed=4242&cat=0`, { gpu: path_.gpu });
+      const { page, errors } = await open(`ok/index.html#${path_.hash}model=${model}&seed=4242&cat=0`, { gpu: path_.gpu });
       await drawn(page, 'editorDrawn');
       assert.match(await page.textContent('#backend'), path_.backend);
       assert.equal(await page.inputValue('#model'), model);
@@ -159,7 +166,7 @@ for (const path_ of [{ name: 'WebGPU', gpu: true, backend: /^WebGPU/ },
   }
 
   test(`${path_.name}: moving a slider changes the cat`, async () => {
-    const { page, errors } = await open('ok/index.html#seed=3', { gpu: path_.gpu });
+    const { page, errors } = await open(`ok/index.html#${path_.hash}seed=3`, { gpu: path_.gpu });
     await drawn(page, 'editorDrawn');
     await page.waitForTimeout(300);
     const [before] = await pixels(page, '#editor');
@@ -178,7 +185,7 @@ for (const path_ of [{ name: 'WebGPU', gpu: true, backend: /^WebGPU/ },
 }
 
 test('a WebGPU device lost in the middle of use: the page carries on on the CPU and says so', async () => {
-  const { page, errors } = await open('ok/index.html#seed=5', { gpu: true });
+  const { page, errors } = await open('ok/index.html#backend=webgpu&seed=5', { gpu: true });
   await drawn(page, 'gridDrawn');
   assert.match(await page.textContent('#backend'), /^WebGPU/);
   const count = await page.evaluate(() => Number(document.body.dataset.gridDrawn));
@@ -194,6 +201,44 @@ test('a WebGPU device lost in the middle of use: the page carries on on the CPU 
   const cells = await pixels(page, '#grid canvas');
   for (const cell of cells) assert.ok(stats(cell).sd > 10, 'a cell is nearly flat');
   assert.ok(maxDiff(before, cells[0]) > 20, 'the grid was not redrawn');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+// Which engines a scenario's page fetched, in order.
+const engines = (scenario) => requests.filter((r) => r.startsWith(`${scenario}/`) && r.endsWith('_bg.wasm'))
+  .map((r) => r.slice(scenario.length + 1));
+
+test('by default a software WebGPU adapter is passed over: the first cats need only the CPU engine', async () => {
+  const { page, errors } = await open('auto-software/index.html#seed=8', { gpu: true });
+  await drawn(page, 'gridDrawn');
+  await drawn(page, 'editorDrawn');
+  await page.waitForTimeout(1500); // time enough to start fetching the WebGPU engine, were it wanted
+  const backend = await page.textContent('#backend');
+  assert.match(backend, /^CPU \(wasm\) \(the WebGPU adapter \(.*swiftshader.*\) runs in software/i);
+  assert.deepEqual(engines('auto-software'), ['catgan_cpu_bg.wasm']);
+  for (const cell of await pixels(page, '#grid canvas')) assert.ok(stats(cell).sd > 10, 'a cell is nearly flat');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('on a usable GPU adapter the page draws its first cats on the CPU, then moves to WebGPU', async () => {
+  // #gpu=any treats this software adapter as a hardware one, to exercise the move.
+  const { page, errors } = await open('auto-move/index.html#gpu=any&seed=8&cat=2', { gpu: true });
+  await drawn(page, 'editorDrawn');
+  const onCpu = (await pixels(page, '#editor'))[0];
+  await page.waitForFunction(() => document.body.dataset.backend.startsWith('WebGPU'), null, { timeout: 120_000 });
+  assert.deepEqual(engines('auto-move'), ['catgan_cpu_bg.wasm', 'catgan_gpu_bg.wasm']);
+  assert.equal(await page.textContent('#backend'), 'WebGPU');
+  // The same cat, redrawn by the WebGPU engine, agrees with the CPU engine's.
+  const count = await page.evaluate(() => Number(document.body.dataset.editorDrawn));
+  await page.focus('#sliders input');
+  await page.keyboard.press('ArrowRight');
+  await drawn(page, 'editorDrawn', count + 1);
+  await page.keyboard.press('ArrowLeft');
+  await drawn(page, 'editorDrawn', count + 2);
+  const onGpu = (await pixels(page, '#editor'))[0];
+  assert.ok(maxDiff(onCpu, onGpu) <= TOLERANCE, `CPU and WebGPU differ by ${maxDiff(onCpu, onGpu)}`);
   assert.deepEqual(errors, []);
   await page.close();
 });
