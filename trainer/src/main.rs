@@ -375,7 +375,9 @@ fn model_config(
             ModelConfig::Dcgan(c)
         }
         ArchArg::Resnet => {
-            let mut c = ResnetConfig::new().with_resolution(resolution);
+            let mut c = ResnetConfig::new()
+                .with_resolution(resolution)
+                .with_discriminator_batch_norm(Some(true));
             c.latent_size = latent.unwrap_or(c.latent_size);
             c.generator_width = g.unwrap_or(c.generator_width);
             c.discriminator_width = d.unwrap_or(c.discriminator_width);
