@@ -68,7 +68,11 @@ async function start(mode, anyAdapter) {
   const adapter = await gpuAdapter();
   if (adapter.reason) return startCpu(adapter.reason);
   if (mode === 'webgpu') {
-    engine = await loadBuild('gpu');
+    try {
+      engine = await loadBuild('gpu');
+    } catch (e) {
+      return startCpu(`the WebGPU engine did not load (${e.message || e})`);
+    }
     backend = await engine.init(true);
     if (backend.startsWith('WebGPU')) return post({ type: 'ready', backend, reason: null });
     return startCpu('WebGPU device could not start');
@@ -109,6 +113,7 @@ async function moveToGpu() {
     for (const name of weights.keys()) await load(name);
     return post({ type: 'backend', backend, reason: `WebGPU failed loading the models (${e.message || e})` });
   }
+  await cpu.init(false); // drops the CPU engine's copies of the models
   post({ type: 'backend', backend, reason: null });
 }
 

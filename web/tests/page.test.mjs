@@ -24,6 +24,7 @@ const types = {
 function scenario(name, file, body) {
   const manifest = () => JSON.parse(fs.readFileSync(path.join(SITE, 'assets/manifest.json')));
   if (name === 'missing-manifest' && file === 'assets/manifest.json') return null;
+  if (name === 'no-gpu-engine' && file === 'catgan_gpu_bg.wasm') return null;
   if (name === 'bad-sha' && file === 'assets/manifest.json') {
     const m = manifest(); m.models[0].sha256 = '0'.repeat(64); return JSON.stringify(m);
   }
@@ -241,6 +242,28 @@ test('on a usable GPU adapter the page draws its first cats on the CPU, then mov
   assert.ok(maxDiff(onCpu, onGpu) <= TOLERANCE, `CPU and WebGPU differ by ${maxDiff(onCpu, onGpu)}`);
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test('a WebGPU engine that fails to download leaves the page on the CPU, saying why', async () => {
+  const { page, errors } = await open('no-gpu-engine/index.html#gpu=any&seed=8', { gpu: true });
+  await drawn(page, 'gridDrawn');
+  await page.waitForFunction(() => /WebGPU engine did not load/.test(document.getElementById('backend').textContent),
+    null, { timeout: 60_000 });
+  assert.match(await page.textContent('#backend'), /^CPU/);
+  // The page keeps working on the CPU engine.
+  const count = await page.evaluate(() => Number(document.body.dataset.gridDrawn));
+  await page.click('#new');
+  await drawn(page, 'gridDrawn', count + 1);
+  for (const cell of await pixels(page, '#grid canvas')) assert.ok(stats(cell).sd > 10, 'a cell is nearly flat');
+  // The browser logs the 404 itself; nothing else may go wrong.
+  assert.deepEqual(errors.filter((e) => !/404|Failed to load resource/.test(e)), []);
+  await page.close();
+  // Asked for WebGPU outright, it starts on the CPU engine instead and says why.
+  const forced = await open('no-gpu-engine/index.html#backend=webgpu&seed=8', { gpu: true });
+  await drawn(forced.page, 'gridDrawn');
+  assert.match(await forced.page.textContent('#backend'), /^CPU \(wasm\) \(the WebGPU engine did not load/);
+  assert.deepEqual(forced.errors.filter((e) => !/404|Failed to load resource/.test(e)), []);
+  await forced.page.close();
 });
 
 test('a progressive model shows the same cat at every stage, as `catgan sample --growth` does', async (t) => {
