@@ -314,6 +314,15 @@ def page_section(results):
     return lines, summary
 
 
+def shipped_precision():
+    """Storage precision of the page's first model, from assets/manifest.json."""
+    try:
+        manifest = json.loads((ROOT / "assets" / "manifest.json").read_text())
+        return manifest["models"][0]["precision"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return "of unknown precision"
+
+
 def payload_section(results):
     payload = results.get("payload")
     if not payload:
@@ -355,7 +364,9 @@ def payload_section(results):
                   f"{ratio(summary['catgan_raw'], summary['tfjs_raw'])} raw, "
                   f"{ratio(summary['catgan_gzip'], summary['tfjs_gzip'])} gzipped. The TF.js "
                   "pages load tfjs-core plus the one backend package they use and f32 weights "
-                  "(catgan's are f16). catgan's page as visitors get it (`catgan auto`) "
+                  f"(catgan's are {shipped_precision()}; the TF.js weights are the same values "
+                  "in f32, which is why they gzip well). catgan's page as visitors get it "
+                  "(`catgan auto`) "
                   "downloads only its CPU-only engine before the first cats; it fetches the "
                   "WebGPU engine afterwards, and only where a hardware GPU adapter is granted. "
                   "Both engines are built by scripts/build-wasm without wasm-opt."]
