@@ -202,7 +202,8 @@ impl ResnetGenerator {
 
 /// Discriminator block: (batch norm,) leaky ReLU, 3x3 convolution, (batch norm,) leaky ReLU,
 /// 3x3 convolution, halve the side; plus the downsampled shortcut. The first block skips its
-/// first normalisation and activation, since its input is the image itself.
+/// first normalisation and activation, since its input is the image itself, and its branch
+/// starts non-zero (see `DownResBlock::new`).
 #[derive(Module, Debug)]
 pub struct DownResBlock {
     norm1: Option<BatchNorm>,
@@ -227,7 +228,15 @@ impl DownResBlock {
             norm1: (batch_norm && !first).then(|| BatchNormConfig::new(input).init(device)),
             conv1: conv(channels, 3, he()).init(device),
             norm2: batch_norm.then(|| BatchNormConfig::new(output).init(device)),
-            conv2: conv([output; 2], 3, Initializer::Zeros).init(device),
+            // The first block's branch starts non-zero: its shortcut alone (a 1x1 convolution,
+            // then 2x2 average pooling) sums a period-2 checkerboard to zero, so a fresh
+            // discriminator would be blind to the finest patterns the generator can draw.
+            conv2: conv(
+                [output; 2],
+                3,
+                if first { he() } else { Initializer::Zeros },
+            )
+            .init(device),
             shortcut: shortcut(channels, device),
             activate_input: !first,
         }
@@ -331,6 +340,32 @@ mod tests {
         assert!(values.iter().all(|v| (-1.0..=1.0).contains(v)));
         let discriminator = config.init_discriminator(&device);
         assert_eq!(discriminator.forward(images).dims(), [3]);
+    }
+
+    #[test]
+    fn fresh_discriminator_sees_the_finest_checkerboard() {
+        let device = Device::flex();
+        let config = small();
+        let discriminator = config.init_discriminator(&device);
+        let images = noise([2, 3, 16, 16], &device) * 0.3;
+        let checkerboard: Vec<f32> = (0..3 * 16 * 16)
+            .map(|i| {
+                if (i % 16 + i / 16 % 16) % 2 == 0 {
+                    0.5
+                } else {
+                    -0.5
+                }
+            })
+            .collect();
+        let checkerboard =
+            Tensor::<1>::from_floats(checkerboard.as_slice(), &device).reshape([1, 3, 16, 16]);
+        let plain = discriminator.forward(images.clone());
+        let patterned = discriminator.forward(images + checkerboard);
+        let change = (patterned - plain).abs().max().into_scalar::<f32>();
+        assert!(
+            change > 1e-3,
+            "a fresh discriminator ignores a checkerboard ({change})"
+        );
     }
 
     #[test]
