@@ -465,6 +465,13 @@ mod tests {
             .unwrap()
     }
 
+    fn worst_difference(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    }
+
     fn entry(config: ModelConfig, bytes: &[u8]) -> ManifestEntry {
         ManifestEntry {
             name: "tiny".into(),
@@ -504,11 +511,7 @@ mod tests {
             bytes.len()
         );
         let loaded = decode_generator(&config, &half, &device).unwrap();
-        let worst = images(&loaded, &device)
-            .iter()
-            .zip(&reference)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = worst_difference(&images(&loaded, &device), &reference);
         assert!(worst > 0.0 && worst < 1e-2, "f16 error {worst}");
         // Encoding did not touch the original's batch-norm statistics.
         assert_eq!(images(&generator, &device), reference);
@@ -531,11 +534,7 @@ mod tests {
             full.len()
         );
         let loaded = decode_generator(&config, &bytes, &device).unwrap();
-        let worst = images(&loaded, &device)
-            .iter()
-            .zip(&reference)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = worst_difference(&images(&loaded, &device), &reference);
         assert!(worst > 0.0 && worst < 0.05, "int8 error {worst}");
     }
 
