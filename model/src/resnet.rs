@@ -3,9 +3,13 @@
 //! halve (discriminator) the side of their feature maps.
 //!
 //! Each block adds a residual branch (two 3x3 convolutions) to a shortcut (the resampled input,
-//! through a 1x1 convolution where the width changes). The branch's last convolution starts at
-//! zero, so every block starts as its shortcut and the network as a shallow, easily trained
-//! one that grows into its depth (the zero-initialisation of Goyal et al. 2017 and Fixup).
+//! through a 1x1 convolution where the width changes). Both convolutions of a branch start
+//! random, as in those papers. Runs configured before `zero_init_branches` existed started
+//! each branch's last convolution at zero instead (the zero-initialisation of Goyal et al.
+//! 2017 and Fixup), so that every block began as its shortcut: a fresh generator was then a
+//! nearest-upsampled 4x4 map and a fresh discriminator a single block's local filter, summed
+//! over the image, and those runs drew axis-aligned bars and textures but never a face (see
+//! docs/MODELS.md).
 
 use crate::blocks::{downsample, upsample};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -39,6 +43,11 @@ pub struct ResnetConfig {
     /// discriminator let the generator's axis-aligned streaks and frames stand for 24 kimg;
     /// see docs/MODELS.md.
     pub discriminator_batch_norm: Option<bool>,
+    /// Start the last convolution of every residual branch at zero, so that each block starts
+    /// as its shortcut [default for new runs: off; configs written before the option existed
+    /// read as on, which is how they were trained]. The discriminator's first block is never
+    /// zeroed (see `DownResBlock::new`).
+    pub zero_init_branches: Option<bool>,
 }
 
 /// Slope of the discriminator's leaky ReLU.
@@ -56,6 +65,19 @@ fn he() -> Initializer {
     Initializer::KaimingNormal {
         gain: std::f64::consts::SQRT_2,
         fan_out_only: false,
+    }
+}
+
+/// Initialisation of a branch's last convolution, whose output is added to the shortcut rather
+/// than activated: unit gain, or zero where the block should start as its shortcut.
+fn branch_end(zero: bool) -> Initializer {
+    if zero {
+        Initializer::Zeros
+    } else {
+        Initializer::KaimingNormal {
+            gain: 1.0,
+            fan_out_only: false,
+        }
     }
 }
 
@@ -90,6 +112,11 @@ impl ResnetConfig {
         self.discriminator_width << i.min(3)
     }
 
+    /// Whether branches start at zero (configs without the option were trained that way).
+    fn zero_branches(&self) -> bool {
+        self.zero_init_branches.unwrap_or(true)
+    }
+
     /// Checks that the sizes describe a buildable network.
     pub fn validate(&self) -> Result<(), String> {
         if !self.resolution.is_power_of_two() || self.resolution < 8 {
@@ -110,7 +137,7 @@ impl ResnetConfig {
         let blocks = (0..self.blocks())
             .map(|i| {
                 let channels = [self.generator_channels(i), self.generator_channels(i + 1)];
-                UpResBlock::new(channels, device)
+                UpResBlock::new(channels, self.zero_branches(), device)
             })
             .collect();
         let last = self.generator_channels(self.blocks());
@@ -131,7 +158,14 @@ impl ResnetConfig {
         for i in 0..self.blocks() {
             let out = self.discriminator_channels(i);
             let norm = self.discriminator_batch_norm.unwrap_or(true);
-            blocks.push(DownResBlock::new([channels, out], i == 0, norm, device));
+            let zero = self.zero_branches();
+            blocks.push(DownResBlock::new(
+                [channels, out],
+                i == 0,
+                norm,
+                zero,
+                device,
+            ));
             channels = out;
         }
         ResnetDiscriminator {
@@ -155,13 +189,13 @@ pub struct UpResBlock {
 }
 
 impl UpResBlock {
-    fn new(channels: [usize; 2], device: &Device) -> Self {
+    fn new(channels: [usize; 2], zero_branch: bool, device: &Device) -> Self {
         let [input, output] = channels;
         Self {
             norm1: BatchNormConfig::new(input).init(device),
             conv1: conv(channels, 3, he()).init(device),
             norm2: BatchNormConfig::new(output).init(device),
-            conv2: conv([output; 2], 3, Initializer::Zeros).init(device),
+            conv2: conv([output; 2], 3, branch_end(zero_branch)).init(device),
             shortcut: shortcut(channels, device),
         }
     }
@@ -222,21 +256,23 @@ fn normalise(norm: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
 }
 
 impl DownResBlock {
-    fn new(channels: [usize; 2], first: bool, batch_norm: bool, device: &Device) -> Self {
+    /// `zero_branch` is ignored for the first block, whose branch always starts non-zero: its
+    /// shortcut alone (a 1x1 convolution, then 2x2 average pooling) sums a period-2
+    /// checkerboard to zero, so a fresh discriminator would be blind to the finest patterns the
+    /// generator can draw.
+    fn new(
+        channels: [usize; 2],
+        first: bool,
+        batch_norm: bool,
+        zero_branch: bool,
+        device: &Device,
+    ) -> Self {
         let [input, output] = channels;
         Self {
             norm1: (batch_norm && !first).then(|| BatchNormConfig::new(input).init(device)),
             conv1: conv(channels, 3, he()).init(device),
             norm2: batch_norm.then(|| BatchNormConfig::new(output).init(device)),
-            // The first block's branch starts non-zero: its shortcut alone (a 1x1 convolution,
-            // then 2x2 average pooling) sums a period-2 checkerboard to zero, so a fresh
-            // discriminator would be blind to the finest patterns the generator can draw.
-            conv2: conv(
-                [output; 2],
-                3,
-                if first { he() } else { Initializer::Zeros },
-            )
-            .init(device),
+            conv2: conv([output; 2], 3, branch_end(zero_branch && !first)).init(device),
             shortcut: shortcut(channels, device),
             activate_input: !first,
         }
@@ -300,33 +336,56 @@ mod tests {
     }
 
     #[test]
-    fn fresh_generator_blocks_are_their_shortcut() {
+    fn zero_initialised_generator_blocks_are_their_shortcut() {
         let device = Device::flex();
         // Same width: the shortcut is the upsampled input itself.
-        let same = UpResBlock::new([6, 6], &device);
+        let same = UpResBlock::new([6, 6], true, &device);
         let x = noise([2, 6, 4, 4], &device);
         assert!(gap(same.forward(x.clone()), upsample(x.clone())) < 1e-6);
         // New width: the shortcut's 1x1 convolution, upsampled.
-        let wider = UpResBlock::new([6, 3], &device);
+        let wider = UpResBlock::new([6, 3], true, &device);
         let expected = upsample(wider.shortcut.as_ref().unwrap().forward(x.clone()));
         assert!(gap(wider.forward(x.clone()), expected) < 1e-6);
-        // Once the branch's last convolution is not zero, the block differs from its shortcut.
-        let mut trained = UpResBlock::new([6, 6], &device);
-        trained.conv2 = conv([6, 6], 3, he()).init(&device);
-        assert!(gap(trained.forward(x.clone()), upsample(x)) > 1e-3);
+        // A randomly initialised branch adds to the shortcut.
+        let random = UpResBlock::new([6, 6], false, &device);
+        assert!(gap(random.forward(x.clone()), upsample(x)) > 1e-3);
     }
 
     #[test]
-    fn fresh_discriminator_blocks_are_their_shortcut() {
+    fn zero_initialised_discriminator_blocks_are_their_shortcut() {
         let device = Device::flex();
         let x = noise([2, 5, 8, 8], &device);
         for batch_norm in [false, true] {
-            let same = DownResBlock::new([5, 5], false, batch_norm, &device);
+            let same = DownResBlock::new([5, 5], false, batch_norm, true, &device);
             assert!(gap(same.forward(x.clone()), downsample(x.clone())) < 1e-6);
-            let wider = DownResBlock::new([5, 7], false, batch_norm, &device);
+            let wider = DownResBlock::new([5, 7], false, batch_norm, true, &device);
             let expected = downsample(wider.shortcut.as_ref().unwrap().forward(x.clone()));
             assert!(gap(wider.forward(x.clone()), expected) < 1e-6);
+            let random = DownResBlock::new([5, 5], false, batch_norm, false, &device);
+            assert!(gap(random.forward(x.clone()), downsample(x.clone())) > 1e-3);
         }
+    }
+
+    #[test]
+    fn only_configs_without_the_option_zero_their_branches() {
+        let device = Device::flex();
+        let zeroed = |config: &ResnetConfig| {
+            let g = config.init_generator(&device);
+            let d = config.init_discriminator(&device);
+            let g_zero: Vec<bool> = g.blocks.iter().map(|b| is_zero(&b.conv2)).collect();
+            let d_zero: Vec<bool> = d.blocks.iter().map(|b| is_zero(&b.conv2)).collect();
+            (g_zero, d_zero)
+        };
+        let old =
+            r#"{"latent_size":8,"resolution":16,"generator_width":4,"discriminator_width":4}"#;
+        let old: ResnetConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(zeroed(&old), (vec![true, true], vec![false, true]));
+        let new = small().with_zero_init_branches(Some(false));
+        assert_eq!(zeroed(&new), (vec![false, false], vec![false, false]));
+    }
+
+    fn is_zero(conv: &Conv2d) -> bool {
+        conv.weight.val().abs().max().into_scalar::<f32>() == 0.0
     }
 
     #[test]

@@ -377,7 +377,8 @@ fn model_config(
         ArchArg::Resnet => {
             let mut c = ResnetConfig::new()
                 .with_resolution(resolution)
-                .with_discriminator_batch_norm(Some(true));
+                .with_discriminator_batch_norm(Some(true))
+                .with_zero_init_branches(Some(false));
             c.latent_size = latent.unwrap_or(c.latent_size);
             c.generator_width = g.unwrap_or(c.generator_width);
             c.discriminator_width = d.unwrap_or(c.discriminator_width);
