@@ -48,6 +48,13 @@ pub struct ResnetConfig {
     /// read as on, which is how they were trained]. The discriminator's first block is never
     /// zeroed (see `DownResBlock::new`).
     pub zero_init_branches: Option<bool>,
+    /// Score the discriminator's last 4x4 feature map with one weight per position and feature
+    /// (a dense layer, like the DCGAN's 4x4 convolution and the Progressive GAN's dense layer)
+    /// rather than summing it over the positions first [default for new runs: on; configs
+    /// written before the option existed read as off, which is how they were trained]. A sum
+    /// makes the discriminator a judge of patches wherever they are, blind to the layout of a
+    /// face.
+    pub positional_head: Option<bool>,
 }
 
 /// Slope of the discriminator's leaky ReLU.
@@ -168,9 +175,12 @@ impl ResnetConfig {
             ));
             channels = out;
         }
+        let positional = self.positional_head.unwrap_or(false);
+        let features = if positional { channels * 16 } else { channels };
         ResnetDiscriminator {
             blocks,
-            to_logit: LinearConfig::new(channels, 1)
+            positional,
+            to_logit: LinearConfig::new(features, 1)
                 .with_initializer(Initializer::XavierUniform { gain: 1.0 })
                 .init(device),
         }
@@ -295,6 +305,7 @@ impl DownResBlock {
 #[derive(Module, Debug)]
 pub struct ResnetDiscriminator {
     blocks: Vec<DownResBlock>,
+    positional: bool,
     to_logit: Linear,
 }
 
@@ -305,11 +316,14 @@ impl ResnetDiscriminator {
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let [batch, channels, _, _] = x.dims();
-        let pooled = leaky_relu(x, LEAKY_SLOPE)
-            .sum_dims(&[2, 3])
-            .reshape([batch, channels]);
-        self.to_logit.forward(pooled).reshape([batch])
+        let [batch, channels, height, width] = x.dims();
+        let x = leaky_relu(x, LEAKY_SLOPE);
+        let features = if self.positional {
+            x.reshape([batch, channels * height * width])
+        } else {
+            x.sum_dims(&[2, 3]).reshape([batch, channels])
+        };
+        self.to_logit.forward(features).reshape([batch])
     }
 }
 
@@ -382,6 +396,28 @@ mod tests {
         assert_eq!(zeroed(&old), (vec![true, true], vec![false, true]));
         let new = small().with_zero_init_branches(Some(false));
         assert_eq!(zeroed(&new), (vec![false, false], vec![false, false]));
+    }
+
+    #[test]
+    fn positional_head_weighs_each_of_the_last_sixteen_positions() {
+        let device = Device::flex();
+        let summed = small().init_discriminator(&device);
+        let positional = small()
+            .with_positional_head(Some(true))
+            .init_discriminator(&device);
+        // small(): width 4 doubling to 8 channels at the last 4x4 map.
+        assert_eq!(summed.to_logit.weight.dims(), [8, 1]);
+        assert_eq!(positional.to_logit.weight.dims(), [8 * 16, 1]);
+        let images = noise([3, 3, 16, 16], &device);
+        assert_eq!(positional.forward(images).dims(), [3]);
+        // Configs written before the option existed keep the summed head they were trained with.
+        let old =
+            r#"{"latent_size":8,"resolution":16,"generator_width":4,"discriminator_width":4}"#;
+        let old: ResnetConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            old.init_discriminator(&device).to_logit.weight.dims(),
+            [8, 1]
+        );
     }
 
     fn is_zero(conv: &Conv2d) -> bool {

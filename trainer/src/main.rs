@@ -378,7 +378,8 @@ fn model_config(
             let mut c = ResnetConfig::new()
                 .with_resolution(resolution)
                 .with_discriminator_batch_norm(Some(true))
-                .with_zero_init_branches(Some(false));
+                .with_zero_init_branches(Some(false))
+                .with_positional_head(Some(true));
             c.latent_size = latent.unwrap_or(c.latent_size);
             c.generator_width = g.unwrap_or(c.generator_width);
             c.discriminator_width = d.unwrap_or(c.discriminator_width);
