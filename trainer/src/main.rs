@@ -113,6 +113,10 @@ struct TrainArgs {
     /// features of a stage) [default: the architecture's].
     #[arg(long, conflicts_with = "resume")]
     discriminator_width: Option<usize>,
+    /// Resnet: batch norm before each activation of the discriminator (off by default; see
+    /// docs/MODELS.md for what it did).
+    #[arg(long, conflicts_with = "resume")]
+    discriminator_batch_norm: bool,
     /// Half-life of the generator's moving average, in thousands of images [default: 10; for
     /// progan a tenth of --fade-kimg, so the average keeps up with each newly grown stage].
     #[arg(long, conflicts_with = "resume")]
@@ -365,6 +369,7 @@ fn model_config(
     latent: Option<usize>,
     g: Option<usize>,
     d: Option<usize>,
+    d_batch_norm: bool,
 ) -> Result<ModelConfig> {
     let config = match arch {
         ArchArg::Dcgan => {
@@ -377,7 +382,7 @@ fn model_config(
         ArchArg::Resnet => {
             let mut c = ResnetConfig::new()
                 .with_resolution(resolution)
-                .with_discriminator_batch_norm(Some(true))
+                .with_discriminator_batch_norm(Some(d_batch_norm))
                 .with_zero_init_branches(Some(false))
                 .with_positional_head(Some(true));
             c.latent_size = latent.unwrap_or(c.latent_size);
@@ -457,6 +462,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 args.latent_size,
                 args.generator_width,
                 args.discriminator_width,
+                args.discriminator_batch_norm,
             )?;
             let progan = model.arch() == Arch::Progan;
             // The Progressive GAN paper's Adam betas (no first-moment momentum). Its rate, 1e-3,
@@ -701,6 +707,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         args.latent_size,
         args.generator_width,
         args.discriminator_width,
+        false,
     )?;
     let result = catgan::bench::bench(&model, args.batch_size, args.steps, &chosen.device)?;
     let line = serde_json::json!({
