@@ -38,9 +38,8 @@ pub struct ResnetConfig {
     #[config(default = 24)]
     pub discriminator_width: usize,
     /// Batch normalisation before each activation of the discriminator, as in the DCGAN's
-    /// [default: off, as configs written before the option existed were trained; `catgan
-    /// train --discriminator-batch-norm` turns it on]. Runs with it and the logistic loss drew
-    /// axis-aligned bars and plaid; see docs/MODELS.md.
+    /// [`catgan train` sets it, on unless `--discriminator-norm none`; configs written before
+    /// the option existed were trained without it and read so]. See docs/MODELS.md.
     pub discriminator_batch_norm: Option<bool>,
     /// Start the last convolution of every residual branch at zero, so that each block starts
     /// as its shortcut [default for new runs: off; configs written before the option existed

@@ -87,7 +87,7 @@ struct TrainArgs {
     /// Images per training step.
     #[arg(long, default_value_t = 64, conflicts_with = "resume")]
     batch_size: usize,
-    /// Adversarial loss [default: logistic for dcgan, ralsgan for resnet and progan].
+    /// Adversarial loss [default: logistic for dcgan and resnet, ralsgan for progan].
     #[arg(long, value_enum, conflicts_with = "resume")]
     loss: Option<Loss>,
     /// Adam learning rate of the generator [default: 2e-4; 2e-3 for progan].
@@ -113,10 +113,9 @@ struct TrainArgs {
     /// features of a stage) [default: the architecture's].
     #[arg(long, conflicts_with = "resume")]
     discriminator_width: Option<usize>,
-    /// Resnet: batch norm before each activation of the discriminator (off by default; see
-    /// docs/MODELS.md for what it did).
-    #[arg(long, conflicts_with = "resume")]
-    discriminator_batch_norm: bool,
+    /// Resnet: normalisation before each activation of the discriminator.
+    #[arg(long, value_enum, default_value_t = Norm::Batch, conflicts_with = "resume")]
+    discriminator_norm: Norm,
     /// Half-life of the generator's moving average, in thousands of images [default: 10; for
     /// progan a tenth of --fade-kimg, so the average keeps up with each newly grown stage].
     #[arg(long, conflicts_with = "resume")]
@@ -155,6 +154,14 @@ struct Common {
     /// No progress bar (log lines only).
     #[arg(long)]
     no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum Norm {
+    /// Batch normalisation, as in the DCGAN's discriminator.
+    Batch,
+    /// None.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -462,7 +469,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 args.latent_size,
                 args.generator_width,
                 args.discriminator_width,
-                args.discriminator_batch_norm,
+                args.discriminator_norm == Norm::Batch,
             )?;
             let progan = model.arch() == Arch::Progan;
             // The Progressive GAN paper's Adam betas (no first-moment momentum). Its rate, 1e-3,
@@ -475,8 +482,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 (2e-4, 0.5, 0.999)
             };
             let default_loss = match model.arch() {
-                Arch::Dcgan => Loss::Logistic,
-                Arch::Resnet | Arch::Progan => Loss::Ralsgan,
+                Arch::Dcgan | Arch::Resnet => Loss::Logistic,
+                Arch::Progan => Loss::Ralsgan,
             };
             let config = TrainConfig {
                 data: args
@@ -707,7 +714,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         args.latent_size,
         args.generator_width,
         args.discriminator_width,
-        false,
+        true,
     )?;
     let result = catgan::bench::bench(&model, args.batch_size, args.steps, &chosen.device)?;
     let line = serde_json::json!({
