@@ -68,7 +68,8 @@ for m in manifest["models"]:
         first, last = swd[0], swd[-1]
         best = min(swd, key=lambda x: x[1])
         floor = next(t["swd_floor"] for t in ticks if t.get("swd_floor") is not None)
-        print(f"SWD during training (mean, against 2,048 training images; floor {floor:.1f}):"
+        print(f"SWD during training (mean, against the run's own held-out cats, which training never"
+              f" saw; real-vs-real floor for that set {floor:.1f}):"
               f" {first[1]:.1f} at {first[0]:.0f} kimg, {last[1]:.1f} at {last[0]:.0f} kimg"
               f" (best {best[1]:.1f} at {best[0]:.0f} kimg).")
         print()
