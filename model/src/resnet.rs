@@ -158,12 +158,12 @@ impl ResnetConfig {
 
     /// A freshly initialised discriminator.
     pub fn init_discriminator(&self, device: &Device) -> ResnetDiscriminator {
+        let norm = self.discriminator_batch_norm.unwrap_or(false);
+        let zero = self.zero_branches();
         let mut channels = 3;
         let mut blocks = Vec::new();
         for i in 0..self.blocks() {
             let out = self.discriminator_channels(i);
-            let norm = self.discriminator_batch_norm.unwrap_or(false);
-            let zero = self.zero_branches();
             blocks.push(DownResBlock::new(
                 [channels, out],
                 i == 0,
