@@ -83,6 +83,11 @@ pub struct ManifestEntry {
     pub device: String,
     /// The command that trained it.
     pub command: String,
+    /// Whether batch norm's running statistics were measured on these weights' own outputs
+    /// ("standing statistics") rather than averaged during training; false in manifests written
+    /// before exports did this, and meaningless for generators without batch norm.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standing_statistics: bool,
 }
 
 /// What can go wrong loading a model.
@@ -489,6 +494,7 @@ mod tests {
             training_seconds: 0.0,
             device: "cpu".into(),
             command: "test".into(),
+            standing_statistics: false,
         }
     }
 

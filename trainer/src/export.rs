@@ -6,7 +6,7 @@ use crate::config::TrainConfig;
 use crate::grid;
 use crate::growth::enlarge;
 use crate::heads::fit_heads;
-use crate::networks::visit_by_path;
+use crate::networks::{standing_statistics, visit_by_path};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
@@ -99,7 +99,8 @@ pub fn read_manifest(assets: &Path) -> Result<Manifest> {
 /// Latents the lower RGB heads of a progressive generator are refitted on at export.
 const HEAD_FIT_LATENTS: usize = 256;
 
-/// A run's settings, and the state and moving-average generator of its newest checkpoint.
+/// A run's settings, and the state and moving-average generator of its newest checkpoint, with
+/// standing batch norm statistics (see [`standing_statistics`]).
 pub fn load_run_ema(run: &Path, device: &Device) -> Result<(TrainConfig, State, Generator)> {
     let config = read_config(run)?;
     let Some((_, checkpoint)) = checkpoint::latest(run)? else {
@@ -116,6 +117,7 @@ pub fn load_run_ema(run: &Path, device: &Device) -> Result<(TrainConfig, State, 
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("{} does not fit the run's config", path.display()))?
         .valid();
+    let generator = standing_statistics(&config.model, &generator, device);
     Ok((config, state, generator))
 }
 
@@ -199,6 +201,7 @@ pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry>
         training_seconds: state.training_seconds,
         device: state.device.clone(),
         command: commands.lines().collect::<Vec<_>>().join(" && then: "),
+        standing_statistics: true,
     };
     let mut manifest = read_manifest(&options.assets)?;
     manifest.upsert(entry.clone());
@@ -254,15 +257,22 @@ pub fn load_shipped(
 /// Re-encodes a shipped model's weights at another precision, in place, and updates its
 /// manifest entry. Its stated error grows by the difference the re-encoding makes, measured on
 /// the same latents as at export, so it stays a bound on the difference from the f32 original.
-/// Refused when that difference exceeds `tolerance`.
+/// Refused when that difference exceeds `tolerance`. With `standing`, the generator's batch norm
+/// statistics are first re-measured on its own outputs (see [`standing_statistics`]), once.
 pub fn convert(
     assets: &Path,
     model: &str,
     precision: Precision,
     tolerance: f32,
+    standing: bool,
     device: &Device,
 ) -> Result<ManifestEntry> {
-    let (mut entry, generator) = load_shipped(assets, model, device)?;
+    let (mut entry, mut generator) = load_shipped(assets, model, device)?;
+    if standing && !entry.standing_statistics {
+        generator = standing_statistics(&entry.config, &generator, device);
+        entry.standing_statistics = true;
+        info!("{model}: batch norm statistics re-measured on its own outputs");
+    }
     let reference = probe(&generator, entry.latent_size, device)?;
     let bytes = encode_generator(&entry.config, &generator, precision, device)
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -506,14 +516,14 @@ mod tests {
         tiny_run(run.path());
         let f16 = export_to(run.path(), assets.path(), Some(Precision::F16));
         let device = Device::flex();
-        let err = convert(assets.path(), "tiny", Precision::Int8, 0.0, &device).unwrap_err();
+        let err = convert(assets.path(), "tiny", Precision::Int8, 0.0, false, &device).unwrap_err();
         assert!(err.to_string().contains("nothing was changed"), "{err}");
         assert_eq!(
             read_manifest(assets.path()).unwrap().models,
             vec![f16.clone()]
         );
 
-        let int8 = convert(assets.path(), "tiny", Precision::Int8, 1.0, &device).unwrap();
+        let int8 = convert(assets.path(), "tiny", Precision::Int8, 1.0, false, &device).unwrap();
         assert_eq!(int8.precision, Precision::Int8);
         assert!(int8.max_abs_error > f16.max_abs_error);
         assert_eq!((int8.kimg, &int8.command), (f16.kimg, &f16.command));

@@ -208,6 +208,11 @@ struct ConvertArgs {
     /// moves a few pixels that far and the average pixel by about one level).
     #[arg(long, default_value_t = 0.1)]
     tolerance: f32,
+    /// First re-measure batch norm's running statistics on the model's own outputs, as
+    /// `catgan export` does (for models exported before it did; the images change on purpose,
+    /// and --tolerance then bounds only the re-encoding).
+    #[arg(long)]
+    standing_statistics: bool,
     /// Assets folder holding manifest.json.
     #[arg(long, default_value = "assets")]
     assets: PathBuf,
@@ -761,6 +766,7 @@ fn main() {
                 &args.model,
                 precision,
                 args.tolerance,
+                args.standing_statistics,
                 &device,
             )
             .map(|_| ())

@@ -9,7 +9,8 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use catgan_model::format::detached_copy;
-use catgan_model::{Discriminator, Generator};
+use catgan_model::latent::latents_for_seeds;
+use catgan_model::{Discriminator, Generator, ModelConfig};
 use std::path::Path;
 
 /// Both networks, their optimisers and the moving-average generator.
@@ -234,6 +235,110 @@ pub fn ema_beta(config: &TrainConfig, images_before: u64) -> f64 {
     0.5f64.powf(config.batch_size as f64 / half_life)
 }
 
+/// Forward passes, and latents in each, that re-measure a generator's batch norm statistics.
+const STANDING_PASSES: usize = 16;
+const STANDING_BATCH: usize = 64;
+/// Seeds of those latents start here, apart from the sample grids' and SWD's.
+const STANDING_SEED_BASE: u64 = 3 << 32;
+/// Batch norm's momentum in every generator (`BatchNormConfig`'s default): a training pass
+/// moves the running statistics this far toward the batch's.
+const BATCH_NORM_MOMENTUM: f64 = 0.1;
+
+/// Whether a tensor path names batch norm running statistics.
+fn is_running_statistic(path: &[String]) -> bool {
+    path.last()
+        .is_some_and(|name| name == "running_mean" || name == "running_var")
+}
+
+/// Replaces batch norm running statistics, in visiting order, by `values` (zeros once they run
+/// out), and leaves every other tensor as it is.
+struct SetRunning {
+    path: Vec<String>,
+    values: std::vec::IntoIter<Tensor<1>>,
+}
+
+impl ModuleMapper for SetRunning {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if !is_running_statistic(&self.path) {
+            return param;
+        }
+        let value = self.values.next();
+        param.map(|old| match value {
+            Some(value) => value.reshape(old.dims()).to_device(&old.device()),
+            None => old.zeros_like(),
+        })
+    }
+}
+
+/// A module's batch norm running statistics, in visiting order, flattened.
+fn running_statistics<M: Module>(module: &M) -> Vec<Tensor<1>> {
+    let mut found = Vec::new();
+    visit_by_path(module, |path, _, values| {
+        let path: Vec<String> = path.split('.').map(String::from).collect();
+        if is_running_statistic(&path) {
+            found.push(values);
+        }
+    });
+    found
+}
+
+/// A copy of `generator` whose batch norm running statistics are measured on its own outputs
+/// ("standing statistics"); a generator without batch norm comes back as it is.
+///
+/// The moving-average generator's running statistics are a moving average of the trained
+/// generator's, which were measured on other weights: they do not match the activations of the
+/// averaged weights, and in inference mode that shifts every normalised layer. Here each of
+/// `STANDING_PASSES` batches of fixed latents goes through a copy in training mode, whose
+/// running statistics start at zero, so that afterwards they hold the batch's own statistics
+/// times the momentum; the result holds their mean over all passes. Fixed latents make it
+/// deterministic.
+pub fn standing_statistics(
+    config: &ModelConfig,
+    generator: &Generator,
+    device: &Device,
+) -> Generator {
+    let copy = |device: &Device| detached_copy(config, generator, device);
+    if running_statistics(generator).is_empty() {
+        return copy(device);
+    }
+    // Batch norm uses batch statistics only on an autodiff device. Without parameters that
+    // need gradients no graph is kept, so forward passes alone free their memory.
+    let autodiff = device.clone().autodiff();
+    let zeros = || SetRunning {
+        path: Vec::new(),
+        values: Vec::new().into_iter(),
+    };
+    let mut sums: Vec<Tensor<1>> = Vec::new();
+    for pass in 0..STANDING_PASSES {
+        let training = copy(&autodiff).no_grad().map(&mut zeros());
+        let first_seed = STANDING_SEED_BASE + (pass * STANDING_BATCH) as u64;
+        let latents =
+            latents_for_seeds(first_seed, STANDING_BATCH, config.latent_size(), &autodiff);
+        drop(training.forward(latents));
+        // `valid()` commits the pass's pending statistics.
+        let measured = running_statistics(&training.valid());
+        sums = if sums.is_empty() {
+            measured
+        } else {
+            sums.into_iter().zip(measured).map(|(a, b)| a + b).collect()
+        };
+    }
+    let scale = 1.0 / (STANDING_PASSES as f64 * BATCH_NORM_MOMENTUM);
+    let means: Vec<Tensor<1>> = sums.into_iter().map(|s| s.mul_scalar(scale)).collect();
+    copy(device).map(&mut SetRunning {
+        path: Vec::new(),
+        values: means.into_iter(),
+    })
+}
+
 /// Moves the EMA generator toward the trained one by `1 - beta`.
 pub fn update_ema(networks: &mut Networks, beta: f64) {
     let mut collect = Collect(Vec::new());
@@ -316,5 +421,46 @@ mod tests {
         // From 100k images on, the half-life is the configured 10k images.
         let beta = ema_beta(&config, 1_000_000);
         assert!((beta.powi(10_000 / 64) - 0.5).abs() < 0.01, "{beta}");
+    }
+
+    fn values(images: Tensor<4>) -> Vec<f32> {
+        images.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn standing_statistics_make_inference_match_the_generators_own_batches() {
+        let config = TrainConfig::tiny_for_tests();
+        let device = Device::flex();
+        // A fresh generator's running statistics (mean 0, variance 1) are far from those of
+        // its activations, as a moving average's can be.
+        let ema = Networks::new(&config, &device).ema;
+        let autodiff = device.clone().autodiff();
+        let latents = |device: &Device| latents_for_seeds(500, 256, 8, device);
+        let batch = values(
+            detached_copy(&config.model, &ema, &autodiff)
+                .no_grad()
+                .forward(latents(&autodiff)),
+        );
+        let before = values(ema.forward(latents(&device)));
+        let standing = standing_statistics(&config.model, &ema, &device);
+        let after = values(standing.forward(latents(&device)));
+        let (was, now) = (
+            largest_difference(&before, &batch),
+            largest_difference(&after, &batch),
+        );
+        assert!(was > 0.1, "running statistics already matched ({was})");
+        assert!(now < 0.02, "{was} -> {now}");
+        // The original keeps its own statistics: nothing is shared with the copy.
+        assert_eq!(values(ema.forward(latents(&device))), before);
+        // Deterministic: fixed latents.
+        let again = standing_statistics(&config.model, &ema, &device);
+        assert_eq!(values(again.forward(latents(&device))), after);
     }
 }

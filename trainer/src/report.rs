@@ -38,7 +38,7 @@ pub const CAPTION_HEIGHT: u32 = 36;
 pub const GAP: u32 = 8;
 
 /// Fields the trainer writes that this report knows; anything else is listed as unknown.
-const KNOWN_FIELDS: [&str; 15] = [
+const KNOWN_FIELDS: [&str; 17] = [
     "kimg",
     "step",
     "loss_generator",
@@ -51,7 +51,9 @@ const KNOWN_FIELDS: [&str; 15] = [
     "ema_beta",
     "training_seconds",
     "swd_mean",
+    "swd_levels",
     "swd_floor",
+    "swd_standing_statistics",
     "stage",
     "alpha",
 ];
@@ -115,6 +117,8 @@ pub struct Tick {
     pub swd_mean: Option<f64>,
     /// SWD between two real sets: the best a generator can hope for.
     pub swd_floor: Option<f64>,
+    /// Whether that SWD was measured with standing batch norm statistics, as exports are.
+    pub swd_standing: bool,
     /// Progressive-growing stage.
     pub stage: Option<u64>,
     /// Fade-in weight of the newest stage.
@@ -206,6 +210,7 @@ pub fn parse_stats(text: &str) -> Stats {
             images_per_second: number("images_per_second"),
             swd_mean: number("swd_mean"),
             swd_floor: number("swd_floor"),
+            swd_standing: object.get("swd_standing_statistics") == Some(&Value::Bool(true)),
             stage: None,
             alpha: number("alpha"),
         };
@@ -313,12 +318,25 @@ pub fn plot_losses(ticks: &[Tick], path: &Path) -> Result<RgbImage, ReportError>
 }
 
 /// SWD mean against kimg with the latest real-vs-real floor as a dashed line; `None` when no
-/// tick has an SWD value.
+/// tick has an SWD value. Values measured with standing batch norm statistics (as exports are)
+/// and with the moving average's own running statistics (runs from before that) are separate
+/// series, so that a change of method is not read as progress.
 pub fn plot_swd(ticks: &[Tick], path: &Path) -> Result<Option<RgbImage>, ReportError> {
     let points = ticks_of(ticks, |t| t.swd_mean);
     if points.is_empty() {
         return Ok(None);
     }
+    let running = ticks_of(ticks, |t| t.swd_mean.filter(|_| !t.swd_standing));
+    let standing = ticks_of(ticks, |t| t.swd_mean.filter(|_| t.swd_standing));
+    let series = [
+        (
+            running,
+            BLUE,
+            "generated vs real (averaged running statistics)",
+        ),
+        (standing, RED, "generated vs real (standing statistics)"),
+    ];
+    let both = series.iter().all(|(points, _, _)| !points.is_empty());
     let floor = ticks.iter().rev().find_map(|t| t.swd_floor);
     render(path, SWD_SIZE, |root| {
         let values = points.iter().map(|p| p.1).chain(floor);
@@ -341,14 +359,17 @@ pub fn plot_swd(ticks: &[Tick], path: &Path) -> Result<Option<RgbImage>, ReportE
             .label_style(text(16))
             .axis_desc_style(text(18))
             .draw()?;
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                BLUE.stroke_width(2),
-            ))?
-            .label("generated vs real")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], BLUE.stroke_width(2)));
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))?;
+        for (points, colour, label) in &series {
+            if points.is_empty() {
+                continue;
+            }
+            let style = colour.stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), style))?
+                .label(if both { label } else { "generated vs real" })
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+        }
         if let Some(floor) = floor {
             let ends = [(first, floor), (last, floor)];
             let dashes = DashedLineSeries::new(ends, 8, 6, BLACK.into());
@@ -640,6 +661,9 @@ mod tests {
                 tick["swd_mean"] = (40.0 - 5.0 * i as f64).into();
                 tick["swd_floor"] = 7.0.into();
             }
+            if with_swd && i == 5 {
+                tick["swd_standing_statistics"] = true.into();
+            }
             lines.push(tick.to_string());
             if i == 2 {
                 lines.push("{\"kimg\": 12.5, \"loss_generator\": ".into());
@@ -690,6 +714,36 @@ mod tests {
     }
 
     #[test]
+    fn swd_measured_two_ways_is_drawn_as_two_series() {
+        let ticks = |standing_from: usize| -> Vec<Tick> {
+            (0..6)
+                .map(|i| Tick {
+                    kimg: 4.0 * (i + 1) as f64,
+                    swd_mean: Some(40.0 - 5.0 * i as f64),
+                    swd_floor: Some(7.0),
+                    swd_standing: i >= standing_from,
+                    ..Tick::default()
+                })
+                .collect()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let count = |picture: &RgbImage, colour: RGBColor| {
+            let RGBColor(r, g, b) = colour;
+            picture.pixels().filter(|p| p.0 == [r, g, b]).count()
+        };
+        let mixed = plot_swd(&ticks(3), &dir.path().join("mixed.png"))
+            .unwrap()
+            .unwrap();
+        assert!(count(&mixed, BLUE) > 50, "no averaged-statistics series");
+        assert!(count(&mixed, RED) > 50, "no standing-statistics series");
+        let one_way = plot_swd(&ticks(6), &dir.path().join("one.png"))
+            .unwrap()
+            .unwrap();
+        assert!(count(&one_way, BLUE) > 50);
+        assert_eq!(count(&one_way, RED), 0);
+    }
+
+    #[test]
     fn malformed_lines_are_skipped_and_counted() {
         let run = make_run(true);
         let stats = read_stats(&run.path().join("stats.jsonl")).unwrap();
@@ -701,6 +755,7 @@ mod tests {
         assert_eq!(stats.unknown_fields.get("gpu_temperature"), Some(&1));
         assert_eq!(stats.unknown_fields.len(), 1);
         assert_eq!(stats.ticks[5].swd_mean, Some(15.0));
+        assert!(stats.ticks[5].swd_standing && !stats.ticks[4].swd_standing);
         assert_eq!(stats.ticks[4].stage, Some(1));
     }
 

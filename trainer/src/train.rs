@@ -13,7 +13,7 @@ use crate::grid;
 use crate::growth::{self, growth_at};
 use crate::logging;
 use crate::loss::mean_of;
-use crate::networks::{Networks, ema_beta, update_ema};
+use crate::networks::{Networks, ema_beta, standing_statistics, update_ema};
 use anyhow::{Context, Result, bail};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -211,6 +211,11 @@ pub struct TickStats {
     /// SWD between two real sets of the same size: the best a generator can expect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swd_floor: Option<f64>,
+    /// Whether SWD was measured with standing batch norm statistics, as exports are (see
+    /// [`standing_statistics`]); absent where it was measured with the moving average's own
+    /// running statistics, as before that existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swd_standing_statistics: Option<bool>,
 }
 
 /// Keeps only the stats lines up to `step` (those after a checkpoint are redone on resume).
@@ -438,13 +443,14 @@ pub fn train(
             tick.images_per_second,
             tick.memory_mib.unwrap_or(0.0)
         );
+        // Measured and drawn as an export of this moment would be.
+        let shown = standing_statistics(&config.model, &networks.ema, device);
         if let Some(reference) = &options.reference
             && swd_due(config, state.images, batch)
         {
             let started = Instant::now();
             let growth = (config.model.stages() > 1).then_some(growth);
-            let swd =
-                reference.measure(&networks.ema, growth, config.model.latent_size(), device)?;
+            let swd = reference.measure(&shown, growth, config.model.latent_size(), device)?;
             info!(
                 "SWD {:.2} (floor {:.2}, {} images, {:.1} s)",
                 swd.mean,
@@ -455,11 +461,11 @@ pub fn train(
             tick.swd_mean = Some(swd.mean);
             tick.swd_levels = Some(swd.per_level);
             tick.swd_floor = Some(reference.floor.mean);
+            tick.swd_standing_statistics = Some(true);
         }
         append_line(&stats_path, &serde_json::to_string(&tick)?)?;
         // Progressive runs show the stage being trained, enlarged to the full side.
-        let images = networks
-            .ema
+        let images = shown
             .forward_growing(grid_latents.clone(), growth)
             .clamp(-1.0, 1.0);
         let images = growth::enlarge(images, config.model.resolution());
@@ -593,6 +599,7 @@ fn summarise(
         swd_mean: None,
         swd_levels: None,
         swd_floor: None,
+        swd_standing_statistics: None,
     };
     for (value, what) in [
         (tick.loss_generator, "generator loss"),
