@@ -533,6 +533,54 @@ mod tests {
     }
 
     #[test]
+    fn convert_re_measures_batch_norm_statistics_once_when_asked() {
+        let run = tempfile::tempdir().unwrap();
+        let assets = tempfile::tempdir().unwrap();
+        tiny_run(run.path());
+        let exported = export_to(run.path(), assets.path(), Some(Precision::F32));
+        assert!(exported.standing_statistics);
+        // As exported before standing statistics: a generator whose running statistics are a
+        // fresh one's (mean 0, variance 1), far from its activations.
+        let device = Device::flex();
+        let stale = exported.config.init_generator(&device);
+        let bytes = encode_generator(&exported.config, &stale, Precision::F32, &device).unwrap();
+        write_atomic(&assets.path().join(&exported.file), &bytes).unwrap();
+        let old = ManifestEntry {
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+            standing_statistics: false,
+            ..exported
+        };
+        let mut manifest = read_manifest(assets.path()).unwrap();
+        manifest.upsert(old.clone());
+        write_atomic(
+            &assets.path().join("manifest.json"),
+            manifest.to_json().as_bytes(),
+        )
+        .unwrap();
+        let images = || {
+            let (entry, generator) = load_shipped(assets.path(), "tiny", &device).unwrap();
+            probe(&generator, entry.latent_size, &device).unwrap()
+        };
+        let before = images();
+
+        let plain = convert(assets.path(), "tiny", Precision::F32, 0.0, false, &device).unwrap();
+        assert!(!plain.standing_statistics);
+        assert_eq!(images(), before);
+
+        let standing = convert(assets.path(), "tiny", Precision::F32, 0.0, true, &device).unwrap();
+        assert!(standing.standing_statistics);
+        let after = images();
+        // The images change on purpose; the tolerance bounds only the re-encoding.
+        assert!(max_abs_difference(&after, &before) > 0.1);
+        assert_eq!(standing.max_abs_error, old.max_abs_error);
+        // Only once: statistics already standing are kept.
+        let again = convert(assets.path(), "tiny", Precision::F32, 0.0, true, &device).unwrap();
+        assert!(again.standing_statistics);
+        assert_eq!(images(), after);
+    }
+
+    #[test]
     fn export_refuses_bad_names_and_folders_without_checkpoints() {
         let run = tempfile::tempdir().unwrap();
         let assets = tempfile::tempdir().unwrap();
