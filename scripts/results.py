@@ -35,7 +35,7 @@ print("*standing* statistics: `catgan export` (and `catgan convert --standing-st
 print("model exported before that existed) re-measures each batch norm layer's mean and variance")
 print("on the moving-average generator's own outputs, instead of keeping the average of the trained")
 print("generator's statistics. On the same weights that alone lowered SWD from 53.4 to 44.1 (DCGAN)")
-print("and from 32.6 to 26.5 (residual GAN, 88 kimg). Training curves mark which way each point was")
+print("and from 32.7 to 27.7 (residual GAN, 88 kimg). Training curves mark which way each point was")
 print("measured: the change is a method, not progress.")
 print()
 print("| model | arch | kimg | hours | device | SWD 64 / 32 / 16 | SWD mean | floor mean | ratio |"

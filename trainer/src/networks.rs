@@ -424,7 +424,11 @@ mod tests {
     }
 
     fn values(images: Tensor<4>) -> Vec<f32> {
-        images.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+        images
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap()
     }
 
     fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
