@@ -378,8 +378,11 @@ pub fn plot_swd(ticks: &[Tick], path: &Path) -> Result<Option<RgbImage>, ReportE
                 .label(format!("real vs real floor ({floor:.2})"))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], BLACK));
         }
+        // Upper right: SWD falls as training goes on, so the newest points lie low on the right,
+        // where a legend in the middle would cover them.
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .label_font(text(16))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
