@@ -65,8 +65,8 @@ struct TrainArgs {
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint, with its saved settings
-    /// (config.json); only --kimg (a new total) may change, and settings that would change the
-    /// model or the data are refused.
+    /// (config.json); only --kimg (a new total) and the learning rates may change, and settings
+    /// that would change the model or the data are refused.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
     /// Run folder for a new run [default: runs/NNNNN-ARCH, the next free number].
@@ -90,11 +90,14 @@ struct TrainArgs {
     /// Adversarial loss [default: logistic for dcgan and resnet, ralsgan for progan].
     #[arg(long, value_enum, conflicts_with = "resume")]
     loss: Option<Loss>,
-    /// Adam learning rate of the generator [default: 2e-4; 2e-3 for progan].
-    #[arg(long, conflicts_with = "resume")]
+    /// Adam learning rate of the generator [default: 2e-4; 2e-3 for progan]. On --resume, a
+    /// new rate from there on (for example lower, for the end of a run); the run's
+    /// commands.txt keeps the history.
+    #[arg(long)]
     lr_generator: Option<f64>,
-    /// Adam learning rate of the discriminator [default: 2e-4; 2e-3 for progan].
-    #[arg(long, conflicts_with = "resume")]
+    /// Adam learning rate of the discriminator [default: 2e-4; 2e-3 for progan]. On --resume,
+    /// as --lr-generator.
+    #[arg(long)]
     lr_discriminator: Option<f64>,
     /// Progan: thousands of images over which each new stage fades in.
     #[arg(long, default_value_t = 20.0, conflicts_with = "resume")]
@@ -442,6 +445,14 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let chosen = device::choose(args.common.device)?;
     info!("device: {}", chosen.description);
 
+    for rate in [args.lr_generator, args.lr_discriminator]
+        .into_iter()
+        .flatten()
+    {
+        if !(rate.is_finite() && rate > 0.0) {
+            bail!("learning rates must be positive numbers, not {rate}");
+        }
+    }
     let (run, config) = match &args.resume {
         Some(run) => {
             let mut config = export::read_config(run)?;
@@ -458,8 +469,34 @@ fn run_train(args: TrainArgs) -> Result<()> {
             if checkpoint::latest(run)?.is_none() {
                 bail!("{} has no checkpoint to resume from", run.display());
             }
-            if let Some(kimg) = args.kimg {
-                config.total_kimg = kimg;
+            let before = (
+                config.total_kimg,
+                config.learning_rate_generator,
+                config.learning_rate_discriminator,
+            );
+            config.total_kimg = args.kimg.unwrap_or(config.total_kimg);
+            for (rate, new) in [
+                (&mut config.learning_rate_generator, args.lr_generator),
+                (
+                    &mut config.learning_rate_discriminator,
+                    args.lr_discriminator,
+                ),
+            ] {
+                if let Some(new) = new {
+                    *rate = new;
+                }
+            }
+            let after = (
+                config.total_kimg,
+                config.learning_rate_generator,
+                config.learning_rate_discriminator,
+            );
+            if after != before {
+                info!(
+                    "resuming with {} kimg in all, learning rates {} (generator) and {} \
+                     (discriminator)",
+                    after.0, after.1, after.2
+                );
                 std::fs::write(
                     run.join("config.json"),
                     serde_json::to_string_pretty(&config)?,
@@ -814,8 +851,13 @@ mod tests {
                 "{flag:?}"
             );
         }
-        // A new total length is fine.
+        // A new total length, and new learning rates, are fine.
         assert!(Cli::try_parse_from(["catgan", "train", "--resume", "r", "--kimg", "9"]).is_ok());
+        let rates = ["--lr-generator", "1e-4", "--lr-discriminator", "1e-4"];
+        let args = ["catgan", "train", "--resume", "r"]
+            .into_iter()
+            .chain(rates);
+        assert!(Cli::try_parse_from(args).is_ok());
     }
 
     #[test]
