@@ -62,7 +62,8 @@ fn probe(generator: &Generator, latent_size: usize, device: &Device) -> Result<V
         .map_err(|e| anyhow::anyhow!("cannot read images: {e:?}"))
 }
 
-fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
+/// Largest absolute difference between two equally long lists of pixel values.
+pub(crate) fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
         .map(|(x, y)| (x - y).abs())

@@ -244,10 +244,9 @@ const STANDING_SEED_BASE: u64 = 3 << 32;
 /// moves the running statistics this far toward the batch's.
 const BATCH_NORM_MOMENTUM: f64 = 0.1;
 
-/// Whether a tensor path names batch norm running statistics.
-fn is_running_statistic(path: &[String]) -> bool {
-    path.last()
-        .is_some_and(|name| name == "running_mean" || name == "running_var")
+/// Whether a tensor's field name (the last part of its path) is a batch norm running statistic.
+fn is_running_statistic(field: Option<&str>) -> bool {
+    matches!(field, Some("running_mean" | "running_var"))
 }
 
 /// Replaces batch norm running statistics, in visiting order, by `values` (zeros once they run
@@ -267,7 +266,7 @@ impl ModuleMapper for SetRunning {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if !is_running_statistic(&self.path) {
+        if !is_running_statistic(self.path.last().map(String::as_str)) {
             return param;
         }
         let value = self.values.next();
@@ -282,8 +281,7 @@ impl ModuleMapper for SetRunning {
 fn running_statistics<M: Module>(module: &M) -> Vec<Tensor<1>> {
     let mut found = Vec::new();
     visit_by_path(module, |path, _, values| {
-        let path: Vec<String> = path.split('.').map(String::from).collect();
-        if is_running_statistic(&path) {
+        if is_running_statistic(path.rsplit('.').next()) {
             found.push(values);
         }
     });
@@ -423,19 +421,14 @@ mod tests {
         assert!((beta.powi(10_000 / 64) - 0.5).abs() < 0.01, "{beta}");
     }
 
+    use crate::export::max_abs_difference;
+
     fn values(images: Tensor<4>) -> Vec<f32> {
         images
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
             .unwrap()
-    }
-
-    fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
     }
 
     #[test]
@@ -456,8 +449,8 @@ mod tests {
         let standing = standing_statistics(&config.model, &ema, &device);
         let after = values(standing.forward(latents(&device)));
         let (was, now) = (
-            largest_difference(&before, &batch),
-            largest_difference(&after, &batch),
+            max_abs_difference(&before, &batch),
+            max_abs_difference(&after, &batch),
         );
         assert!(was > 0.1, "running statistics already matched ({was})");
         assert!(now < 0.02, "{was} -> {now}");
