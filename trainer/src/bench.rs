@@ -64,6 +64,7 @@ pub fn bench(
         held_out_percent: 0.0,
         swd_kimg: 0.0,
         swd_images: 0,
+        augment: Vec::new(),
     };
     let autodiff = device.clone().autodiff();
     let mut networks = Networks::new(&config, device);

@@ -1,5 +1,6 @@
 //! The settings of a training run, saved as `config.json` in its folder.
 
+use crate::augment::Augment;
 use crate::loss::Loss;
 use catgan_model::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,10 @@ pub struct TrainConfig {
     /// smaller).
     #[serde(default = "default_swd_images")]
     pub swd_images: usize,
+    /// Differentiable augmentation of every batch the discriminator sees, real and generated
+    /// (empty: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub augment: Vec<Augment>,
 }
 
 fn default_swd_images() -> usize {
@@ -113,6 +118,7 @@ impl TrainConfig {
             held_out_percent: 0.0,
             swd_kimg: 0.0,
             swd_images: 2048,
+            augment: Vec::new(),
         }
     }
 

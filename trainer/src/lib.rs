@@ -1,6 +1,7 @@
 //! The `catgan` trainer as a library: data loading, the training loop, checkpoints, export and
 //! sampling. The `catgan` binary is a thin command-line layer over it.
 
+pub mod augment;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;

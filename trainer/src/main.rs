@@ -1,6 +1,7 @@
 //! `catgan`: train GANs on cat photos, export the generator for the page, and sample from it.
 
 use anyhow::{Context, Result, bail};
+use catgan::augment::{self, Augment};
 use catgan::config::TrainConfig;
 use catgan::device::{self, DeviceChoice};
 use catgan::evaluate::{
@@ -65,7 +66,7 @@ struct TrainArgs {
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint, with its saved settings
-    /// (config.json); only --kimg (a new total) and the learning rates may change, and settings
+    /// (config.json); only --kimg (a new total), the learning rates and --augment may change, and settings
     /// that would change the model or the data are refused.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
@@ -99,6 +100,12 @@ struct TrainArgs {
     /// as --lr-generator.
     #[arg(long)]
     lr_discriminator: Option<f64>,
+    /// Differentiable augmentation (DiffAugment, Zhao et al. 2020) of every batch the
+    /// discriminator sees, real and generated alike: a comma-separated list of color,
+    /// translation and cutout, or none [default: none]. It keeps a discriminator from
+    /// memorising a small training set. On --resume, a new policy from there on.
+    #[arg(long, value_name = "POLICY", value_parser = parse_augment)]
+    augment: Option<Policy>,
     /// Progan: thousands of images over which each new stage fades in.
     #[arg(long, default_value_t = 20.0, conflicts_with = "resume")]
     fade_kimg: f64,
@@ -157,6 +164,14 @@ struct Common {
     /// No progress bar (log lines only).
     #[arg(long)]
     no_progress: bool,
+}
+
+/// An augmentation policy as given on the command line.
+#[derive(Debug, Clone)]
+struct Policy(Vec<Augment>);
+
+fn parse_augment(text: &str) -> Result<Policy, String> {
+    augment::parse_policy(text).map(Policy)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
@@ -473,6 +488,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 config.total_kimg,
                 config.learning_rate_generator,
                 config.learning_rate_discriminator,
+                config.augment.clone(),
             );
             config.total_kimg = args.kimg.unwrap_or(config.total_kimg);
             for (rate, new) in [
@@ -486,16 +502,23 @@ fn run_train(args: TrainArgs) -> Result<()> {
                     *rate = new;
                 }
             }
+            if let Some(Policy(policy)) = &args.augment {
+                config.augment = policy.clone();
+            }
             let after = (
                 config.total_kimg,
                 config.learning_rate_generator,
                 config.learning_rate_discriminator,
+                config.augment.clone(),
             );
             if after != before {
                 info!(
                     "resuming with {} kimg in all, learning rates {} (generator) and {} \
-                     (discriminator)",
-                    after.0, after.1, after.2
+                     (discriminator), augmentation {}",
+                    after.0,
+                    after.1,
+                    after.2,
+                    augment::policy_name(&after.3)
                 );
                 std::fs::write(
                     run.join("config.json"),
@@ -558,6 +581,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 grid_cells: 64,
                 seed: args.seed,
                 max_pixels: args.max_pixels,
+                augment: args.augment.clone().map(|p| p.0).unwrap_or_default(),
                 model,
             };
             anyhow::ensure!(config.batch_size > 0, "--batch-size must be at least 1");
@@ -623,6 +647,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         stop_after_step: None,
         device_name: chosen.description.clone(),
         reference,
+        held_out: (!held_out.is_empty()).then(|| std::sync::Arc::new(held_out)),
     };
     let summary = train::train(&run, &config, &dataset, &chosen.device, &options)?;
     info!(
@@ -858,6 +883,23 @@ mod tests {
             .into_iter()
             .chain(rates);
         assert!(Cli::try_parse_from(args).is_ok());
+    }
+
+    #[test]
+    fn augmentation_policies_are_read_and_unknown_ones_refused_by_name() {
+        let parse = |policy: &str| {
+            Cli::try_parse_from(["catgan", "train", "--resume", "r", "--augment", policy])
+        };
+        let Ok(Cli {
+            command: Command::Train(args),
+        }) = parse("color,cutout")
+        else {
+            panic!("a valid policy was refused");
+        };
+        let policy = args.augment.expect("the policy is kept").0;
+        assert_eq!(policy, [Augment::Color, Augment::Cutout]);
+        let error = parse("color,blur").unwrap_err().to_string();
+        assert!(error.contains("unknown augmentation `blur`"), "{error}");
     }
 
     #[test]

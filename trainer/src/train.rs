@@ -5,6 +5,7 @@
 //! optimiser moments, the EMA generator, counters) is in each checkpoint, so a resumed run
 //! continues exactly where the checkpoint left it.
 
+use crate::augment::augment;
 use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::data::{self, BatchPlan, Dataset, LoadOptions};
@@ -17,11 +18,11 @@ use crate::networks::{Networks, ema_beta, standing_statistics, update_ema};
 use anyhow::{Context, Result, bail};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use catgan_model::Growth;
 use catgan_model::blocks::downsample;
 use catgan_model::latent::latents_for_seeds;
 use catgan_model::progan::ProganGenerator;
 use catgan_model::rng::SplitMix64;
+use catgan_model::{Discriminator, Growth};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -41,6 +42,9 @@ pub struct RunOptions {
     pub device_name: String,
     /// Real images to measure SWD against every `swd_kimg` (none: no SWD during training).
     pub reference: Option<Arc<Reference>>,
+    /// Held-out real images: with each SWD measurement the discriminator's mean score on them
+    /// is logged beside its score on as many training images.
+    pub held_out: Option<Arc<Dataset>>,
 }
 
 /// Losses and discriminator outputs of one step, still on the device.
@@ -53,6 +57,8 @@ pub(crate) struct StepStats {
 
 /// Stream number of per-step latents (data streams are in `data`).
 const STREAM_LATENT: u64 = 3;
+/// Stream number of per-step augmentation parameters.
+const STREAM_AUGMENT: u64 = 4;
 
 /// One training step on the batch of step `step`, at the growth stage `growth`.
 pub(crate) fn train_step(
@@ -89,9 +95,12 @@ pub(crate) fn train_step(
         None => (networks.generator.forward(latent), None),
     };
 
+    // Each batch the discriminator sees gets its own draw of the augmentation.
+    let mut augment_rng = SplitMix64::derived(config.seed, STREAM_AUGMENT, step);
+    let mut augmented = |images: Tensor<4>| augment(images, &config.augment, &mut augment_rng);
     let discriminator = &networks.discriminator;
-    let d_real = discriminator.forward_growing(reals.clone(), growth);
-    let d_fake = discriminator.forward_growing(fakes.clone().detach(), growth);
+    let d_real = discriminator.forward_growing(augmented(reals.clone()), growth);
+    let d_fake = discriminator.forward_growing(augmented(fakes.clone().detach()), growth);
     let loss_discriminator = config.loss.discriminator(d_real.clone(), d_fake.clone());
     let grads = GradientsParams::from_grads(loss_discriminator.backward(), &networks.discriminator);
     networks.discriminator = networks.optimizer_discriminator.step(
@@ -101,13 +110,14 @@ pub(crate) fn train_step(
     );
 
     let discriminator = &networks.discriminator;
-    let real_for_generator = config
-        .loss
-        .needs_real_for_generator()
-        .then(|| discriminator.forward_growing(reals, growth).detach());
+    let real_for_generator = config.loss.needs_real_for_generator().then(|| {
+        discriminator
+            .forward_growing(augmented(reals), growth)
+            .detach()
+    });
     let loss_generator = config.loss.generator(
         real_for_generator,
-        discriminator.forward_growing(fakes, growth),
+        discriminator.forward_growing(augmented(fakes), growth),
     );
     let total = match heads {
         Some(heads) => loss_generator.clone() + heads,
@@ -216,6 +226,14 @@ pub struct TickStats {
     /// running statistics, as before that existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swd_standing_statistics: Option<bool>,
+    /// Mean discriminator output (logit) on the first training images, scored in inference
+    /// mode and without augmentation, where measured at this tick (with SWD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_training_images: Option<f64>,
+    /// The same on as many held-out images. Far below `d_training_images`, the discriminator
+    /// recognises the images it was trained on: it memorises rather than judges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_held_out_images: Option<f64>,
 }
 
 /// Keeps only the stats lines up to `step` (those after a checkpoint are redone on resume).
@@ -462,6 +480,15 @@ pub fn train(
             tick.swd_levels = Some(swd.per_level);
             tick.swd_floor = Some(reference.floor.mean);
             tick.swd_standing_statistics = Some(true);
+            if let Some(held_out) = &options.held_out {
+                let discriminator = networks.discriminator.valid();
+                let count = held_out.len().min(dataset.len()).min(MEMORISATION_IMAGES);
+                let training = mean_score(&discriminator, dataset, count, growth, device);
+                let unseen = mean_score(&discriminator, held_out, count, growth, device);
+                info!("D on {count} real images: {training:.2} training, {unseen:.2} held-out");
+                tick.d_training_images = Some(training);
+                tick.d_held_out_images = Some(unseen);
+            }
         }
         append_line(&stats_path, &serde_json::to_string(&tick)?)?;
         // Progressive runs show the stage being trained, enlarged to the full side.
@@ -600,6 +627,8 @@ fn summarise(
         swd_levels: None,
         swd_floor: None,
         swd_standing_statistics: None,
+        d_training_images: None,
+        d_held_out_images: None,
     };
     for (value, what) in [
         (tick.loss_generator, "generator loss"),
@@ -614,6 +643,31 @@ fn summarise(
         }
     }
     Ok(tick)
+}
+
+/// Real images per set for the discriminator's training vs held-out scores.
+const MEMORISATION_IMAGES: usize = 384;
+
+/// Mean output of `discriminator` (in inference mode) on the first `count` images of
+/// `dataset`, unflipped, at the growth stage `growth` (none: full size).
+fn mean_score(
+    discriminator: &Discriminator,
+    dataset: &Dataset,
+    count: usize,
+    growth: Option<Growth>,
+    device: &Device,
+) -> f64 {
+    let mut sum = 0.0;
+    for start in (0..count).step_by(64) {
+        let indices: Vec<usize> = (start..(start + 64).min(count)).collect();
+        let reals = dataset.batch(&indices, &vec![false; indices.len()], device);
+        let scores = match growth {
+            Some(growth) => discriminator.forward_growing(growth::reals_at(reals, growth), growth),
+            None => discriminator.forward(reals),
+        };
+        sum += scores.sum().into_scalar::<f32>() as f64;
+    }
+    sum / count.max(1) as f64
 }
 
 fn append_line(path: &Path, line: &str) -> Result<()> {
@@ -863,6 +917,7 @@ mod tests {
         let floor = reference.floor.mean;
         let options = RunOptions {
             reference: Some(Arc::new(reference)),
+            held_out: Some(Arc::new(noise_images(8, 16, 10))),
             ..RunOptions::default()
         };
         let run = tempfile::tempdir().unwrap();
@@ -885,6 +940,59 @@ mod tests {
         assert_eq!(tick.swd_levels.as_ref().map(Vec::len), Some(1));
         // An untrained generator is far from noise-like real images' statistics.
         assert!(tick.swd_mean.unwrap() > floor, "{tick:?}");
+        // The discriminator's scores on training and held-out images come with each SWD.
+        for tick in &ticks {
+            assert_eq!(tick.d_training_images.is_some(), tick.swd_mean.is_some());
+            assert_eq!(tick.d_held_out_images.is_some(), tick.swd_mean.is_some());
+        }
+    }
+
+    /// `count` images of uniform noise, side `side`, from seed `seed`.
+    fn noise_images(count: usize, side: usize, seed: u64) -> Dataset {
+        let mut rng = SplitMix64::new(seed);
+        Dataset {
+            resolution: side,
+            pixels: (0..count * side * side * 3)
+                .map(|_| rng.next_u64() as u8)
+                .collect(),
+            names: (0..count).map(|i| format!("{seed}-{i}")).collect(),
+        }
+    }
+
+    #[test]
+    fn a_discriminator_that_memorises_a_few_images_scores_them_above_held_out_ones() {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        use catgan_model::dcgan::DcganConfig;
+        let mut config = TrainConfig::tiny_for_tests();
+        config.model = ModelConfig::Dcgan(
+            DcganConfig::new()
+                .with_latent_size(8)
+                .with_resolution(8)
+                .with_generator_width(4)
+                .with_discriminator_width(32),
+        );
+        config.total_kimg = 0.8; // 200 steps over the same 8 noise images
+        let (training, held_out) = (noise_images(8, 8, 1), noise_images(8, 8, 2));
+        let run = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(run.path(), false).unwrap();
+        train(
+            run.path(),
+            &config,
+            &training,
+            &device,
+            &RunOptions::default(),
+        )
+        .unwrap();
+        let (_, newest) = checkpoint::latest(run.path()).unwrap().unwrap();
+        let networks = Networks::load(&config, &newest, &device).unwrap();
+        let discriminator = networks.discriminator.valid();
+        let seen = mean_score(&discriminator, &training, 8, None, &device);
+        let unseen = mean_score(&discriminator, &held_out, 8, None, &device);
+        assert!(
+            seen > unseen + 0.5,
+            "training {seen:.3}, held-out {unseen:.3}"
+        );
     }
 
     /// A tiny run trained for four steps: its folder, configuration and newest checkpoint.
