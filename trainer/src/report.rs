@@ -38,7 +38,7 @@ pub const CAPTION_HEIGHT: u32 = 36;
 pub const GAP: u32 = 8;
 
 /// Fields the trainer writes that this report knows; anything else is listed as unknown.
-const KNOWN_FIELDS: [&str; 17] = [
+const KNOWN_FIELDS: [&str; 19] = [
     "kimg",
     "step",
     "loss_generator",
@@ -54,9 +54,15 @@ const KNOWN_FIELDS: [&str; 17] = [
     "swd_levels",
     "swd_floor",
     "swd_standing_statistics",
+    "d_training_images",
+    "d_held_out_images",
     "stage",
     "alpha",
 ];
+
+/// Colours of the discriminator's scores on training and on held-out cats.
+const TRAINING_IMAGES: RGBColor = RGBColor(0, 90, 160);
+const HELD_OUT_IMAGES: RGBColor = RGBColor(230, 120, 0);
 
 static FONT: &[u8] = include_bytes!("../assets/fonts/Go-Regular.ttf");
 
@@ -119,6 +125,10 @@ pub struct Tick {
     pub swd_floor: Option<f64>,
     /// Whether that SWD was measured with standing batch norm statistics, as exports are.
     pub swd_standing: bool,
+    /// Mean discriminator output on training images, in inference mode, unaugmented.
+    pub d_training_images: Option<f64>,
+    /// The same on held-out images; far below the training images' score, D memorises.
+    pub d_held_out_images: Option<f64>,
     /// Progressive-growing stage.
     pub stage: Option<u64>,
     /// Fade-in weight of the newest stage.
@@ -211,6 +221,8 @@ pub fn parse_stats(text: &str) -> Stats {
             swd_mean: number("swd_mean"),
             swd_floor: number("swd_floor"),
             swd_standing: object.get("swd_standing_statistics") == Some(&Value::Bool(true)),
+            d_training_images: number("d_training_images"),
+            d_held_out_images: number("d_held_out_images"),
             stage: None,
             alpha: number("alpha"),
         };
@@ -281,8 +293,10 @@ pub fn write_report(run: &Path, out: &Path) -> Result<Report, ReportError> {
     Ok(report)
 }
 
-/// Two stacked panels against kimg: both losses, then D(real) and D(fake). Vertical grey
-/// lines mark progressive-growing stage changes.
+/// Two stacked panels against kimg: both losses, then D(real) and D(fake), with D's scores on
+/// training and on held-out cats where the run measured them (a gap between those two means
+/// the discriminator memorises its training set). Vertical grey lines mark progressive-growing
+/// stage changes.
 pub fn plot_losses(ticks: &[Tick], path: &Path) -> Result<RgbImage, ReportError> {
     render(path, LOSSES_SIZE, |root| {
         let (top, bottom) = root.split_vertically(LOSSES_SIZE.1 / 2);
@@ -306,7 +320,18 @@ pub fn plot_losses(ticks: &[Tick], path: &Path) -> Result<RgbImage, ReportError>
                 RGBColor(0, 150, 0),
             ),
             ("D(fake)", ticks_of(ticks, |t| t.d_fake), MAGENTA),
+            (
+                "D(training cats), inference",
+                ticks_of(ticks, |t| t.d_training_images),
+                TRAINING_IMAGES,
+            ),
+            (
+                "D(held-out cats), inference",
+                ticks_of(ticks, |t| t.d_held_out_images),
+                HELD_OUT_IMAGES,
+            ),
         ];
+        let outputs: Vec<_> = outputs.into_iter().filter(|s| !s.1.is_empty()).collect();
         panel(
             &bottom,
             ticks,
@@ -744,6 +769,42 @@ mod tests {
             .unwrap();
         assert!(count(&one_way, BLUE) > 50);
         assert_eq!(count(&one_way, RED), 0);
+    }
+
+    #[test]
+    fn discriminator_scores_on_training_and_held_out_cats_are_drawn_where_logged() {
+        let ticks = |logged: bool| -> Vec<Tick> {
+            (0..6)
+                .map(|i| Tick {
+                    kimg: 4.0 * (i + 1) as f64,
+                    loss_generator: Some(2.0),
+                    loss_discriminator: Some(0.5),
+                    d_real: Some(1.0),
+                    d_fake: Some(-1.0),
+                    d_training_images: logged.then_some(2.0 + 0.2 * i as f64),
+                    d_held_out_images: logged.then_some(2.0 - 0.2 * i as f64),
+                    ..Tick::default()
+                })
+                .collect()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let count = |picture: &RgbImage, colour: RGBColor| {
+            let RGBColor(r, g, b) = colour;
+            picture.pixels().filter(|p| p.0 == [r, g, b]).count()
+        };
+        let logged = plot_losses(&ticks(true), &dir.path().join("a.png")).unwrap();
+        assert!(
+            count(&logged, TRAINING_IMAGES) > 50,
+            "no training-cats series"
+        );
+        assert!(count(&logged, HELD_OUT_IMAGES) > 50, "no held-out series");
+        let older = plot_losses(&ticks(false), &dir.path().join("b.png")).unwrap();
+        assert_eq!(count(&older, TRAINING_IMAGES), 0);
+        assert_eq!(
+            count(&older, HELD_OUT_IMAGES),
+            0,
+            "legend of an absent series"
+        );
     }
 
     #[test]
