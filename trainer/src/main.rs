@@ -102,8 +102,10 @@ struct TrainArgs {
     lr_discriminator: Option<f64>,
     /// Differentiable augmentation (DiffAugment, Zhao et al. 2020) of every batch the
     /// discriminator sees, real and generated alike: a comma-separated list of color,
-    /// translation and cutout, or none [default: none]. It keeps a discriminator from
-    /// memorising a small training set. On --resume, a new policy from there on.
+    /// translation and cutout, or none [default: none]. It keeps the discriminator from
+    /// memorising a small training set and from running far ahead of the generator (on the
+    /// residual GAN it broke a plateau: docs/MODELS.md). On --resume, a new policy from there
+    /// on.
     #[arg(long, value_name = "POLICY", value_parser = parse_augment)]
     augment: Option<Policy>,
     /// Progan: thousands of images over which each new stage fades in.
