@@ -66,7 +66,7 @@ struct TrainArgs {
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint, with its saved settings
-    /// (config.json); only --kimg (a new total), the learning rates and --augment may change, and settings
+    /// (config.json); only --kimg (a new total), the learning rates, --ema-kimg and --augment may change, and settings
     /// that would change the model or the data are refused.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
@@ -129,8 +129,10 @@ struct TrainArgs {
     #[arg(long, value_enum, default_value_t = Norm::Batch, conflicts_with = "resume")]
     discriminator_norm: Norm,
     /// Half-life of the generator's moving average, in thousands of images [default: 10; for
-    /// progan a tenth of --fade-kimg, so the average keeps up with each newly grown stage].
-    #[arg(long, conflicts_with = "resume")]
+    /// progan a tenth of --fade-kimg, so the average keeps up with each newly grown stage]. On
+    /// --resume, a new half-life from there on (for example longer, with lower learning rates
+    /// at the end of a run).
+    #[arg(long)]
     ema_kimg: Option<f64>,
     /// A stats line and a sample grid every this many thousand images.
     #[arg(long, default_value_t = 4.0, conflicts_with = "resume")]
@@ -470,6 +472,11 @@ fn run_train(args: TrainArgs) -> Result<()> {
             bail!("learning rates must be positive numbers, not {rate}");
         }
     }
+    if let Some(half_life) = args.ema_kimg
+        && !(half_life.is_finite() && half_life > 0.0)
+    {
+        bail!("--ema-kimg must be a positive number of thousands of images, not {half_life}");
+    }
     let (run, config) = match &args.resume {
         Some(run) => {
             let mut config = export::read_config(run)?;
@@ -491,6 +498,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 config.learning_rate_generator,
                 config.learning_rate_discriminator,
                 config.augment.clone(),
+                config.ema_kimg,
             );
             config.total_kimg = args.kimg.unwrap_or(config.total_kimg);
             for (rate, new) in [
@@ -507,20 +515,23 @@ fn run_train(args: TrainArgs) -> Result<()> {
             if let Some(Policy(policy)) = &args.augment {
                 config.augment = policy.clone();
             }
+            config.ema_kimg = args.ema_kimg.unwrap_or(config.ema_kimg);
             let after = (
                 config.total_kimg,
                 config.learning_rate_generator,
                 config.learning_rate_discriminator,
                 config.augment.clone(),
+                config.ema_kimg,
             );
             if after != before {
                 info!(
                     "resuming with {} kimg in all, learning rates {} (generator) and {} \
-                     (discriminator), augmentation {}",
+                     (discriminator), augmentation {}, moving average half-life {} kimg",
                     after.0,
                     after.1,
                     after.2,
-                    augment::policy_name(&after.3)
+                    augment::policy_name(&after.3),
+                    after.4
                 );
                 std::fs::write(
                     run.join("config.json"),
@@ -878,13 +889,20 @@ mod tests {
                 "{flag:?}"
             );
         }
-        // A new total length, and new learning rates, are fine.
+        // A new total length, new learning rates and a new moving-average half-life are fine.
         assert!(Cli::try_parse_from(["catgan", "train", "--resume", "r", "--kimg", "9"]).is_ok());
         let rates = ["--lr-generator", "1e-4", "--lr-discriminator", "1e-4"];
         let args = ["catgan", "train", "--resume", "r"]
             .into_iter()
-            .chain(rates);
-        assert!(Cli::try_parse_from(args).is_ok());
+            .chain(rates)
+            .chain(["--ema-kimg", "20"]);
+        let Ok(Cli {
+            command: Command::Train(args),
+        }) = Cli::try_parse_from(args)
+        else {
+            panic!("new rates and half-life on --resume were refused");
+        };
+        assert_eq!(args.ema_kimg, Some(20.0));
     }
 
     #[test]
