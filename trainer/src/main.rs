@@ -66,8 +66,8 @@ struct TrainArgs {
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint, with its saved settings
-    /// (config.json); only --kimg (a new total), the learning rates, --ema-kimg and --augment may change, and settings
-    /// that would change the model or the data are refused.
+    /// (config.json); only --kimg (a new total), the learning rates, --ema-kimg and --augment
+    /// may change, and settings that would change the model or the data are refused.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
     /// Run folder for a new run [default: runs/NNNNN-ARCH, the next free number].
@@ -493,13 +493,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             if checkpoint::latest(run)?.is_none() {
                 bail!("{} has no checkpoint to resume from", run.display());
             }
-            let before = (
-                config.total_kimg,
-                config.learning_rate_generator,
-                config.learning_rate_discriminator,
-                config.augment.clone(),
-                config.ema_kimg,
-            );
+            let before = config.clone();
             config.total_kimg = args.kimg.unwrap_or(config.total_kimg);
             for (rate, new) in [
                 (&mut config.learning_rate_generator, args.lr_generator),
@@ -516,22 +510,15 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 config.augment = policy.clone();
             }
             config.ema_kimg = args.ema_kimg.unwrap_or(config.ema_kimg);
-            let after = (
-                config.total_kimg,
-                config.learning_rate_generator,
-                config.learning_rate_discriminator,
-                config.augment.clone(),
-                config.ema_kimg,
-            );
-            if after != before {
+            if config != before {
                 info!(
                     "resuming with {} kimg in all, learning rates {} (generator) and {} \
                      (discriminator), augmentation {}, moving average half-life {} kimg",
-                    after.0,
-                    after.1,
-                    after.2,
-                    augment::policy_name(&after.3),
-                    after.4
+                    config.total_kimg,
+                    config.learning_rate_generator,
+                    config.learning_rate_discriminator,
+                    augment::policy_name(&config.augment),
+                    config.ema_kimg
                 );
                 std::fs::write(
                     run.join("config.json"),
