@@ -429,20 +429,25 @@ fn dequantize(bytes: Bytes) -> Result<Bytes, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The record in serialised weights (int8 dequantised), to load into a module of the
+/// serialised one's config; floats are cast to the module's precision.
+pub fn weights_record(bytes: &[u8]) -> Result<ModuleRecord, String> {
+    let bytes = dequantize(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| format!("not a readable weights file: {e}"))?;
+    Ok(ModuleRecord::from_bytes(bytes)
+        .map_err(|e| format!("not a readable weights file: {e}"))?
+        .with_dtype_policy(DTypePolicy::CastToModule))
+}
+
 /// Rebuilds a generator from `config` and fills it with serialised weights (cast to f32).
 pub fn decode_generator(
     config: &ModelConfig,
     bytes: &[u8],
     device: &Device,
 ) -> Result<Generator, String> {
-    let bytes = dequantize(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| format!("not a readable weights file: {e}"))?;
-    let record = ModuleRecord::from_bytes(bytes)
-        .map_err(|e| format!("not a readable weights file: {e}"))?
-        .with_dtype_policy(DTypePolicy::CastToModule);
     config
         .init_generator(device)
-        .try_load_record(record)
+        .try_load_record(weights_record(bytes)?)
         .map(|g| g.valid())
         .map_err(|e| format!("does not fit a {} generator: {e}", config.arch()))
 }

@@ -65,6 +65,8 @@ pub fn bench(
         swd_kimg: 0.0,
         swd_images: 0,
         augment: Vec::new(),
+        warm_start: None,
+        discriminator_warmup_kimg: 0.0,
     };
     let autodiff = device.clone().autodiff();
     let mut networks = Networks::new(&config, device);
@@ -80,6 +82,7 @@ pub fn bench(
             &mut plan,
             step,
             growth,
+            true,
             &autodiff,
         );
         update_ema(&mut networks, 0.99);

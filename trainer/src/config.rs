@@ -66,6 +66,32 @@ pub struct TrainConfig {
     /// (empty: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub augment: Vec<Augment>,
+    /// A run whose generator started from a shipped model's weights instead of random ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<WarmStart>,
+    /// The first this many thousand images of the run train only the discriminator (the
+    /// generator and its average stay fixed): a fresh discriminator catches up with a
+    /// warm-started generator before the generator learns from it.
+    #[serde(default)]
+    pub discriminator_warmup_kimg: f64,
+}
+
+/// Where a warm-started run's generator came from. Its images and hours count toward the
+/// run's: the moving average's ramp-up and the exported model's kimg include them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarmStart {
+    /// The shipped model's name.
+    pub model: String,
+    /// Its weights file.
+    pub file: PathBuf,
+    /// SHA-256 of that file, checked when the run starts.
+    pub sha256: String,
+    /// Thousands of images it had been trained on.
+    pub kimg: f64,
+    /// Seconds it had been trained for.
+    pub training_seconds: f64,
+    /// How it was trained (its manifest entry's command).
+    pub command: String,
 }
 
 fn default_swd_images() -> usize {
@@ -81,6 +107,18 @@ impl TrainConfig {
     /// Images between ticks.
     pub fn tick_images(&self) -> u64 {
         ((self.tick_kimg * 1000.0) as u64).max(1)
+    }
+
+    /// Images the generator had been trained on before this run (those of a warm start).
+    pub fn images_before_run(&self) -> u64 {
+        self.warm_start
+            .as_ref()
+            .map_or(0, |w| (w.kimg * 1000.0).round() as u64)
+    }
+
+    /// Whether the step that starts after `images` (of this run) leaves the generator fixed.
+    pub fn discriminator_only(&self, images: u64) -> bool {
+        (images as f64) < self.discriminator_warmup_kimg * 1000.0
     }
 }
 
@@ -119,6 +157,8 @@ impl TrainConfig {
             swd_kimg: 0.0,
             swd_images: 2048,
             augment: Vec::new(),
+            warm_start: None,
+            discriminator_warmup_kimg: 0.0,
         }
     }
 

@@ -186,6 +186,13 @@ pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry>
     let file = format!("{}.bpk", options.name);
     write_atomic(&options.assets.join(&file), &bytes)?;
     let commands = std::fs::read_to_string(options.run.join(COMMANDS)).unwrap_or_default();
+    // A warm-started run continues its model: the model's training comes first.
+    let warm = config.warm_start.as_ref();
+    let earlier = warm.map(|w| w.command.as_str()).into_iter();
+    let command = earlier
+        .chain(commands.lines())
+        .collect::<Vec<_>>()
+        .join(" && then: ");
     let entry = ManifestEntry {
         name: options.name.clone(),
         arch: config.model.arch(),
@@ -198,10 +205,10 @@ pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry>
         sha256: sha256_hex(&bytes),
         precision,
         max_abs_error: error,
-        kimg: state.images as f64 / 1000.0,
-        training_seconds: state.training_seconds,
+        kimg: (state.images + config.images_before_run()) as f64 / 1000.0,
+        training_seconds: state.training_seconds + warm.map_or(0.0, |w| w.training_seconds),
         device: state.device.clone(),
-        command: commands.lines().collect::<Vec<_>>().join(" && then: "),
+        command,
         standing_statistics: true,
     };
     let mut manifest = read_manifest(&options.assets)?;
@@ -383,6 +390,7 @@ pub fn write_safetensors(assets: &Path, model: &str, out: &Path, device: &Device
 mod tests {
     use super::*;
     use crate::loss::Loss;
+    use crate::networks::Networks;
     use crate::train::{RunOptions, train};
     use crate::{checkpoint, data::Dataset};
     use catgan_model::rng::SplitMix64;
@@ -401,22 +409,115 @@ mod tests {
             seed: 1,
             ..base
         };
+        checkpoint::prepare_fresh(run, false).unwrap();
+        train_tiny(run, &config).unwrap();
+        config
+    }
+
+    /// Trains `config` in `run` on eight random 8x8 images.
+    fn train_tiny(run: &Path, config: &TrainConfig) -> Result<crate::train::Summary> {
         let mut rng = SplitMix64::new(5);
         let dataset = Dataset {
             resolution: 8,
             pixels: (0..8 * 8 * 8 * 3).map(|_| rng.next_u64() as u8).collect(),
             names: (0..8).map(|i| i.to_string()).collect(),
         };
-        checkpoint::prepare_fresh(run, false).unwrap();
         train(
             run,
-            &config,
+            config,
             &dataset,
             &Device::flex(),
             &RunOptions::default(),
         )
-        .unwrap();
-        config
+    }
+
+    /// Every learned float of a module (not batch norm's running statistics, which a forward
+    /// pass in training mode moves), in visiting order.
+    fn floats<M: burn::module::Module>(module: &M) -> Vec<f32> {
+        let mut all = Vec::new();
+        crate::networks::visit_by_path(module, |path, _, values| {
+            if !path.contains("running") {
+                all.extend(values.into_data().convert::<f32>().iter::<f32>())
+            }
+        });
+        all
+    }
+
+    #[test]
+    fn a_warm_started_run_continues_the_shipped_generator_with_a_new_discriminator() {
+        let first = tempfile::tempdir().unwrap();
+        let assets = tempfile::tempdir().unwrap();
+        let base = tiny_run(first.path());
+        let shipped = export_to(first.path(), assets.path(), Some(Precision::F32));
+        let file = assets.path().join(&shipped.file);
+        let bytes = std::fs::read(&file).unwrap();
+        let device = Device::flex();
+        let warm = crate::config::WarmStart {
+            model: "tiny".into(),
+            file: file.clone(),
+            sha256: shipped.sha256.clone(),
+            kimg: shipped.kimg,
+            training_seconds: shipped.training_seconds,
+            command: "the first run".into(),
+        };
+        // One step of four images, for the discriminator only.
+        let config = TrainConfig {
+            warm_start: Some(warm),
+            discriminator_warmup_kimg: 0.004,
+            total_kimg: 0.004,
+            seed: 2,
+            ..base
+        };
+        let start = Networks::warm_started(&config, &bytes, &device).unwrap();
+        let shipped_generator = decode_generator(&config.model, &bytes, &device).unwrap();
+        assert_eq!(floats(&start.generator), floats(&shipped_generator));
+        assert_eq!(floats(&start.ema), floats(&shipped_generator));
+
+        let newest = |run: &Path| {
+            let (_, path) = checkpoint::latest(run).unwrap().unwrap();
+            Networks::load(&config, &path, &device).unwrap()
+        };
+        // While the discriminator warms up only it learns.
+        let warming = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(warming.path(), false).unwrap();
+        train_tiny(warming.path(), &config).unwrap();
+        let after = newest(warming.path());
+        assert_eq!(floats(&after.generator), floats(&start.generator));
+        assert_ne!(floats(&after.discriminator), floats(&start.discriminator));
+
+        // Then both learn, and the export counts the shipped model's images and hours.
+        let config = TrainConfig {
+            total_kimg: 0.012,
+            ..config.clone()
+        };
+        let run = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(run.path(), false).unwrap();
+        train_tiny(run.path(), &config).unwrap();
+        let after = newest(run.path());
+        assert_ne!(floats(&after.generator), floats(&start.generator));
+        assert_ne!(floats(&after.ema), floats(&start.ema));
+        let stats = std::fs::read_to_string(run.path().join("stats.jsonl")).unwrap();
+        let last: crate::train::TickStats =
+            serde_json::from_str(stats.lines().last().unwrap()).unwrap();
+        assert!(
+            (last.kimg - (shipped.kimg + 0.012)).abs() < 1e-9,
+            "{}",
+            last.kimg
+        );
+        std::fs::write(run.path().join(COMMANDS), "the second run\n").unwrap();
+        let exported = export_to(run.path(), assets.path(), Some(Precision::F32));
+        assert!((exported.kimg - (shipped.kimg + 0.012)).abs() < 1e-9);
+        assert!(exported.training_seconds > shipped.training_seconds);
+        assert_eq!(exported.command, "the first run && then: the second run");
+
+        // A weights file that changed after the run was set up is refused before training.
+        let again = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(again.path(), false).unwrap();
+        let error = train_tiny(again.path(), &config).unwrap_err().to_string();
+        assert!(
+            error.contains("changed since the run was set up"),
+            "{error}"
+        );
     }
 
     fn export_to(run: &Path, assets: &Path, precision: Option<Precision>) -> ManifestEntry {

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use catgan::augment::{self, Augment};
-use catgan::config::TrainConfig;
+use catgan::config::{TrainConfig, WarmStart};
 use catgan::device::{self, DeviceChoice};
 use catgan::evaluate::{
     Measured, Reference, Source, evaluate, load_real, load_source, nearest_check,
@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a model, or continue a run with --resume.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Write a run's moving-average generator to the assets folder and its manifest.
     Export(ExportArgs),
     /// Re-encode a shipped model's weights at another precision (e.g. int8 for a smaller
@@ -66,8 +66,9 @@ struct TrainArgs {
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint, with its saved settings
-    /// (config.json); only --kimg (a new total), the learning rates, --ema-kimg and --augment
-    /// may change, and settings that would change the model or the data are refused.
+    /// (config.json); only --kimg (a new total), the learning rates, --ema-kimg, --augment and
+    /// --discriminator-warmup-kimg may change, and settings that would change the model or the
+    /// data are refused.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
     /// Run folder for a new run [default: runs/NNNNN-ARCH, the next free number].
@@ -77,11 +78,28 @@ struct TrainArgs {
     #[arg(long)]
     force: bool,
     /// Model family.
-    #[arg(long, value_enum, default_value_t = ArchArg::Dcgan, conflicts_with = "resume")]
+    #[arg(long, value_enum, default_value_t = ArchArg::Dcgan, conflicts_with_all = ["resume", "init_generator"])]
     arch: ArchArg,
     /// Image side in pixels (a power of two).
-    #[arg(long, default_value_t = 64, conflicts_with = "resume")]
+    #[arg(long, default_value_t = 64, conflicts_with_all = ["resume", "init_generator"])]
     resolution: usize,
+    /// Start a new run from a shipped model: MODEL's weights (from the manifest in --assets)
+    /// become the generator and its moving average, and the discriminator is new. This
+    /// continues a model whose run folder is gone. The run takes MODEL's architecture and
+    /// sizes (only --discriminator-width may change), and MODEL's kimg and hours count toward
+    /// the run's when it is exported. For dcgan and resnet models.
+    #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
+    init_generator: Option<String>,
+    /// Assets folder holding manifest.json (with --init-generator).
+    #[arg(long, default_value = "assets")]
+    assets: PathBuf,
+    /// The first this many thousand images train only the discriminator, with the generator
+    /// and its average fixed, so that a new discriminator catches up with a trained generator
+    /// before the generator learns from it [default: 0; 4 with --init-generator]. Counted
+    /// from the run's first image; on --resume, a new end of the warm-up (for example later,
+    /// when the discriminator still scores near chance).
+    #[arg(long, value_name = "KIMG")]
+    discriminator_warmup_kimg: Option<f64>,
     /// Length of the run in thousands of real images shown (on --resume: the new total).
     #[arg(long)]
     kimg: Option<f64>,
@@ -115,18 +133,18 @@ struct TrainArgs {
     #[arg(long, default_value_t = 20.0, conflicts_with = "resume")]
     stable_kimg: f64,
     /// Latent vector length [default: the architecture's].
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long, conflicts_with_all = ["resume", "init_generator"])]
     latent_size: Option<usize>,
     /// Generator width (filters of its last hidden layer; for progan, the channel base, where
     /// a stage of side r has base / r features) [default: the architecture's].
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long, conflicts_with_all = ["resume", "init_generator"])]
     generator_width: Option<usize>,
     /// Discriminator width (filters of its first layer; for progan, the largest number of
     /// features of a stage) [default: the architecture's].
     #[arg(long, conflicts_with = "resume")]
     discriminator_width: Option<usize>,
     /// Resnet: normalisation before each activation of the discriminator.
-    #[arg(long, value_enum, default_value_t = Norm::Batch, conflicts_with = "resume")]
+    #[arg(long, value_enum, default_value_t = Norm::Batch, conflicts_with_all = ["resume", "init_generator"])]
     discriminator_norm: Norm,
     /// Half-life of the generator's moving average, in thousands of images [default: 10; for
     /// progan a tenth of --fade-kimg, so the average keeps up with each newly grown stage]. On
@@ -436,6 +454,43 @@ fn model_config(
     Ok(config)
 }
 
+/// The model config and warm start of a run that starts from the shipped model `name`, with
+/// a discriminator `discriminator_width` wide if given.
+fn warm_start_from(
+    assets: &Path,
+    name: &str,
+    discriminator_width: Option<usize>,
+) -> Result<(ModelConfig, Option<WarmStart>)> {
+    let manifest = export::read_manifest(assets)?;
+    let entry = manifest.entry(name)?;
+    let file = assets.join(&entry.file);
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    entry.check_weights(&bytes)?;
+    let mut model = entry.config.clone();
+    match &mut model {
+        ModelConfig::Dcgan(c) => {
+            c.discriminator_width = discriminator_width.unwrap_or(c.discriminator_width)
+        }
+        ModelConfig::Resnet(c) => {
+            c.discriminator_width = discriminator_width.unwrap_or(c.discriminator_width)
+        }
+        ModelConfig::Progan(_) => bail!(
+            "{name} is a progressive GAN, whose growth schedule a warm start cannot continue; \
+             resume its run folder instead"
+        ),
+    }
+    model.validate().map_err(anyhow::Error::msg)?;
+    let warm = WarmStart {
+        model: name.to_string(),
+        file,
+        sha256: entry.sha256.clone(),
+        kimg: entry.kimg,
+        training_seconds: entry.training_seconds,
+        command: entry.command.clone(),
+    };
+    Ok((model, Some(warm)))
+}
+
 fn next_run_folder(arch: Arch) -> PathBuf {
     let runs = Path::new("runs");
     let next = std::fs::read_dir(runs)
@@ -477,6 +532,11 @@ fn run_train(args: TrainArgs) -> Result<()> {
     {
         bail!("--ema-kimg must be a positive number of thousands of images, not {half_life}");
     }
+    if let Some(warmup) = args.discriminator_warmup_kimg
+        && !(warmup.is_finite() && warmup >= 0.0)
+    {
+        bail!("--discriminator-warmup-kimg must be a number of thousands of images, at least 0");
+    }
     let (run, config) = match &args.resume {
         Some(run) => {
             let mut config = export::read_config(run)?;
@@ -510,15 +570,20 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 config.augment = policy.clone();
             }
             config.ema_kimg = args.ema_kimg.unwrap_or(config.ema_kimg);
+            config.discriminator_warmup_kimg = args
+                .discriminator_warmup_kimg
+                .unwrap_or(config.discriminator_warmup_kimg);
             if config != before {
                 info!(
                     "resuming with {} kimg in all, learning rates {} (generator) and {} \
-                     (discriminator), augmentation {}, moving average half-life {} kimg",
+                     (discriminator), augmentation {}, moving average half-life {} kimg, \
+                     discriminator alone until {} kimg",
                     config.total_kimg,
                     config.learning_rate_generator,
                     config.learning_rate_discriminator,
                     augment::policy_name(&config.augment),
-                    config.ema_kimg
+                    config.ema_kimg,
+                    config.discriminator_warmup_kimg
                 );
                 std::fs::write(
                     run.join("config.json"),
@@ -528,14 +593,23 @@ fn run_train(args: TrainArgs) -> Result<()> {
             (run.clone(), config)
         }
         None => {
-            let model = model_config(
-                args.arch,
-                args.resolution,
-                args.latent_size,
-                args.generator_width,
-                args.discriminator_width,
-                args.discriminator_norm == Norm::Batch,
-            )?;
+            let (model, warm_start) = match &args.init_generator {
+                Some(name) => warm_start_from(&args.assets, name, args.discriminator_width)?,
+                None => {
+                    let model = model_config(
+                        args.arch,
+                        args.resolution,
+                        args.latent_size,
+                        args.generator_width,
+                        args.discriminator_width,
+                        args.discriminator_norm == Norm::Batch,
+                    )?;
+                    (model, None)
+                }
+            };
+            let warmup = args
+                .discriminator_warmup_kimg
+                .unwrap_or(if warm_start.is_some() { 4.0 } else { 0.0 });
             let progan = model.arch() == Arch::Progan;
             // The Progressive GAN paper's Adam betas (no first-moment momentum). Its rate, 1e-3,
             // is tuned for ~37,000 steps per phase; with equalised weights (unit normals) and
@@ -582,6 +656,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 seed: args.seed,
                 max_pixels: args.max_pixels,
                 augment: args.augment.clone().map(|p| p.0).unwrap_or_default(),
+                warm_start,
+                discriminator_warmup_kimg: warmup,
                 model,
             };
             anyhow::ensure!(config.batch_size > 0, "--batch-size must be at least 1");
@@ -818,7 +894,7 @@ fn run_devices() -> Result<()> {
 fn main() {
     logging::init();
     let result = match Cli::parse().command {
-        Command::Train(args) => run_train(args),
+        Command::Train(args) => run_train(*args),
         Command::Export(args) => run_export(args),
         Command::Convert(args) => {
             let device = burn::prelude::Device::flex();
@@ -876,13 +952,13 @@ mod tests {
                 "{flag:?}"
             );
         }
-        // A new total length, new learning rates and a new moving-average half-life are fine.
+        // A new total length, learning rates, moving-average half-life and warm-up are fine.
         assert!(Cli::try_parse_from(["catgan", "train", "--resume", "r", "--kimg", "9"]).is_ok());
         let rates = ["--lr-generator", "1e-4", "--lr-discriminator", "1e-4"];
         let args = ["catgan", "train", "--resume", "r"]
             .into_iter()
             .chain(rates)
-            .chain(["--ema-kimg", "20"]);
+            .chain(["--ema-kimg", "20", "--discriminator-warmup-kimg", "24"]);
         let Ok(Cli {
             command: Command::Train(args),
         }) = Cli::try_parse_from(args)
@@ -890,6 +966,53 @@ mod tests {
             panic!("new rates and half-life on --resume were refused");
         };
         assert_eq!(args.ema_kimg, Some(20.0));
+        assert_eq!(args.discriminator_warmup_kimg, Some(24.0));
+    }
+
+    #[test]
+    fn a_warm_start_takes_the_shipped_models_architecture() {
+        let start = [
+            "catgan",
+            "train",
+            "--data",
+            "d",
+            "--init-generator",
+            "resnet",
+        ];
+        for flag in [["--arch", "dcgan"], ["--generator-width", "32"]] {
+            let error = Cli::try_parse_from(start.into_iter().chain(flag)).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+        }
+        let resumed = [
+            "catgan",
+            "train",
+            "--resume",
+            "r",
+            "--init-generator",
+            "resnet",
+        ];
+        assert!(Cli::try_parse_from(resumed).is_err());
+        let Ok(Cli {
+            command: Command::Train(args),
+        }) = Cli::try_parse_from(start.into_iter().chain(["--discriminator-width", "48"]))
+        else {
+            panic!("a new discriminator width was refused");
+        };
+        assert_eq!(args.init_generator.as_deref(), Some("resnet"));
+        assert_eq!(args.discriminator_width, Some(48));
+
+        // Reading the manifest: a progressive model is refused by name, a missing one too.
+        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+        let error = warm_start_from(&assets, "progan", None).unwrap_err();
+        assert!(error.to_string().contains("progressive"), "{error}");
+        assert!(warm_start_from(&assets, "no-such-model", None).is_err());
+        let (model, warm) = warm_start_from(&assets, "resnet", Some(48)).unwrap();
+        let ModelConfig::Resnet(resnet) = model else {
+            panic!("resnet's config became {model:?}");
+        };
+        assert_eq!(resnet.discriminator_width, 48);
+        let warm = warm.unwrap();
+        assert!(warm.kimg > 0.0 && warm.file.ends_with("resnet.bpk"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use catgan_model::format::detached_copy;
+use catgan_model::format::{detached_copy, weights_record};
 use catgan_model::latent::latents_for_seeds;
 use catgan_model::{Discriminator, Generator, ModelConfig};
 use std::path::Path;
@@ -50,6 +50,24 @@ impl Networks {
             optimizer_generator: adam(config),
             optimizer_discriminator: adam(config),
         }
+    }
+
+    /// Fresh networks, except that the generator and its moving average start from serialised
+    /// weights (a shipped model's file, int8 dequantised): a warm start. The discriminator is
+    /// new, seeded as in [`Networks::new`].
+    pub fn warm_started(config: &TrainConfig, weights: &[u8], device: &Device) -> Result<Self> {
+        let mut networks = Self::new(config, device);
+        let autodiff = device.clone().autodiff();
+        let load = |on: &Device| {
+            config
+                .model
+                .init_generator(on)
+                .try_load_record(weights_record(weights).map_err(anyhow::Error::msg)?)
+                .map_err(|e| anyhow::anyhow!("the warm start's weights do not fit: {e}"))
+        };
+        networks.generator = load(&autodiff)?;
+        networks.ema = load(device)?.valid();
+        Ok(networks)
     }
 
     /// Networks as saved in `checkpoint`.
@@ -226,9 +244,11 @@ impl ModuleMapper for Blend {
     }
 }
 
-/// Decay of the moving average for one step, from its half-life in images.
+/// Decay of the moving average for one step, from its half-life in images. The ramp-up counts
+/// the images of a warm start: its generator is not a random one.
 pub fn ema_beta(config: &TrainConfig, images_before: u64) -> f64 {
-    let half_life = (config.ema_kimg * 1000.0).min(images_before as f64 * config.ema_rampup);
+    let shown = (images_before + config.images_before_run()) as f64;
+    let half_life = (config.ema_kimg * 1000.0).min(shown * config.ema_rampup);
     if half_life <= 0.0 {
         return 0.0;
     }
@@ -419,6 +439,16 @@ mod tests {
         // From 100k images on, the half-life is the configured 10k images.
         let beta = ema_beta(&config, 1_000_000);
         assert!((beta.powi(10_000 / 64) - 0.5).abs() < 0.01, "{beta}");
+        // A warm-started generator has been trained already: no ramp-up from its first step.
+        config.warm_start = Some(crate::config::WarmStart {
+            model: "m".into(),
+            file: "m.bpk".into(),
+            sha256: String::new(),
+            kimg: 300.0,
+            training_seconds: 0.0,
+            command: String::new(),
+        });
+        assert_eq!(ema_beta(&config, 0), beta);
     }
 
     use crate::export::max_abs_difference;

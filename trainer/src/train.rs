@@ -19,6 +19,7 @@ use anyhow::{Context, Result, bail};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use catgan_model::blocks::downsample;
+use catgan_model::format::sha256_hex;
 use catgan_model::latent::latents_for_seeds;
 use catgan_model::progan::ProganGenerator;
 use catgan_model::rng::SplitMix64;
@@ -60,7 +61,9 @@ const STREAM_LATENT: u64 = 3;
 /// Stream number of per-step augmentation parameters.
 const STREAM_AUGMENT: u64 = 4;
 
-/// One training step on the batch of step `step`, at the growth stage `growth`.
+/// One training step on the batch of step `step`, at the growth stage `growth`. Without
+/// `train_generator` only the discriminator learns (its losses are still measured).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn train_step(
     networks: &mut Networks,
     config: &TrainConfig,
@@ -68,6 +71,7 @@ pub(crate) fn train_step(
     plan: &mut BatchPlan,
     step: u64,
     growth: Growth,
+    train_generator: bool,
     device: &Device,
 ) -> StepStats {
     let batch = config.batch_size;
@@ -119,16 +123,18 @@ pub(crate) fn train_step(
         real_for_generator,
         discriminator.forward_growing(augmented(fakes), growth),
     );
-    let total = match heads {
-        Some(heads) => loss_generator.clone() + heads,
-        None => loss_generator.clone(),
-    };
-    let grads = GradientsParams::from_grads(total.backward(), &networks.generator);
-    networks.generator = networks.optimizer_generator.step(
-        config.learning_rate_generator,
-        networks.generator.clone(),
-        grads,
-    );
+    if train_generator {
+        let total = match heads {
+            Some(heads) => loss_generator.clone() + heads,
+            None => loss_generator.clone(),
+        };
+        let grads = GradientsParams::from_grads(total.backward(), &networks.generator);
+        networks.generator = networks.optimizer_generator.step(
+            config.learning_rate_generator,
+            networks.generator.clone(),
+            grads,
+        );
+    }
 
     StepStats {
         loss_generator: loss_generator.detach(),
@@ -349,6 +355,32 @@ pub fn check_training_set(run: &Path, dataset: &Dataset, resuming: bool) -> Resu
     )
 }
 
+/// The networks a new run starts with: random, or for a warm start the shipped generator's
+/// weights (checked against the SHA-256 recorded in the config) with a new discriminator.
+fn start_networks(config: &TrainConfig, device: &Device) -> Result<Networks> {
+    let Some(warm) = &config.warm_start else {
+        return Ok(Networks::new(config, device));
+    };
+    let bytes = std::fs::read(&warm.file)
+        .with_context(|| format!("cannot read the warm start's {}", warm.file.display()))?;
+    let digest = sha256_hex(&bytes);
+    if digest != warm.sha256 {
+        bail!(
+            "{} changed since the run was set up (SHA-256 {digest}, config.json records {}); \
+             start a new run from it",
+            warm.file.display(),
+            warm.sha256
+        );
+    }
+    info!(
+        "generator warm-started from {} ({}, {:.1} kimg)",
+        warm.model,
+        warm.file.display(),
+        warm.kimg
+    );
+    Networks::warm_started(config, &bytes, device)
+}
+
 /// Trains the run in `run`, fresh (the folder must be prepared) or from its newest checkpoint.
 pub fn train(
     run: &Path,
@@ -381,7 +413,7 @@ pub fn train(
                 seed: config.seed,
                 device: options.device_name.clone(),
             };
-            (Networks::new(config, device), state)
+            (start_networks(config, device)?, state)
         }
     };
     state.device = options.device_name.clone();
@@ -407,6 +439,15 @@ pub fn train(
         run.display()
     );
 
+    if config.discriminator_only(state.images) {
+        info!(
+            "only the discriminator learns until {} kimg of this run ({:.1} kimg in all); the \
+             generator stays fixed",
+            config.discriminator_warmup_kimg,
+            config.discriminator_warmup_kimg + config.images_before_run() as f64 / 1000.0
+        );
+    }
+
     let mut stats = Vec::new();
     let mut tick_start = Instant::now();
     let mut tick_images_start = state.images;
@@ -425,6 +466,7 @@ pub fn train(
             &mut plan,
             state.step,
             growth,
+            !config.discriminator_only(state.images),
             &autodiff,
         ));
         update_ema(&mut networks, beta);
@@ -448,6 +490,11 @@ pub fn train(
             ema_beta(config, state.images),
             (config.model.stages() > 1).then_some(growth),
         )?;
+        // A warm start's images and hours come first on the curves and in the grid names.
+        tick.kimg += config.images_before_run() as f64 / 1000.0;
+        if let Some(warm) = &config.warm_start {
+            tick.training_seconds += warm.training_seconds;
+        }
         info!(
             "kimg {:.1}{}  step {}  loss G {:.3} D {:.3}  D(real) {:.2} D(fake) {:.2}  \
              {:.1} img/s  {:.0} MiB",
@@ -498,7 +545,7 @@ pub fn train(
         let images = growth::enlarge(images, config.model.resolution());
         let columns = (config.grid_cells as f64).sqrt().ceil() as usize;
         let grid = grid::to_grid(images, columns, 1)?;
-        let name = format!("kimg-{:07.1}.png", state.images as f64 / 1000.0);
+        let name = format!("kimg-{:07.1}.png", tick.kimg);
         grid::save_png(&grid, &run.join("samples").join(name))?;
 
         ticks_since_checkpoint += 1;
