@@ -116,6 +116,11 @@ impl TrainConfig {
             .map_or(0, |w| (w.kimg * 1000.0).round() as u64)
     }
 
+    /// Training seconds of the generator before this run (those of a warm start).
+    pub fn seconds_before_run(&self) -> f64 {
+        self.warm_start.as_ref().map_or(0.0, |w| w.training_seconds)
+    }
+
     /// Whether the step that starts after `images` (of this run) leaves the generator fixed.
     pub fn discriminator_only(&self, images: u64) -> bool {
         (images as f64) < self.discriminator_warmup_kimg * 1000.0

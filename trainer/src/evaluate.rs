@@ -278,7 +278,8 @@ pub fn load_source(source: &Source, device: &Device) -> Result<Measured> {
             let (config, state, generator) = load_run_ema(run, device)?;
             Measured {
                 name: run.display().to_string(),
-                kimg: state.images as f64 / 1000.0,
+                // A warm-started run's generator had seen its shipped model's images too.
+                kimg: (state.images + config.images_before_run()) as f64 / 1000.0,
                 config: config.model,
                 generator,
                 held_out_percent: config.held_out_percent,

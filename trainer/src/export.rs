@@ -187,8 +187,7 @@ pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry>
     write_atomic(&options.assets.join(&file), &bytes)?;
     let commands = std::fs::read_to_string(options.run.join(COMMANDS)).unwrap_or_default();
     // A warm-started run continues its model: the model's training comes first.
-    let warm = config.warm_start.as_ref();
-    let earlier = warm.map(|w| w.command.as_str()).into_iter();
+    let earlier = config.warm_start.iter().map(|w| w.command.as_str());
     let command = earlier
         .chain(commands.lines())
         .collect::<Vec<_>>()
@@ -206,7 +205,7 @@ pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry>
         precision,
         max_abs_error: error,
         kimg: (state.images + config.images_before_run()) as f64 / 1000.0,
-        training_seconds: state.training_seconds + warm.map_or(0.0, |w| w.training_seconds),
+        training_seconds: state.training_seconds + config.seconds_before_run(),
         device: state.device.clone(),
         command,
         standing_statistics: true,
@@ -492,7 +491,8 @@ mod tests {
         };
         let run = tempfile::tempdir().unwrap();
         checkpoint::prepare_fresh(run.path(), false).unwrap();
-        train_tiny(run.path(), &config).unwrap();
+        let done = train_tiny(run.path(), &config).unwrap();
+        assert!((done.kimg - (shipped.kimg + 0.012)).abs() < 1e-9);
         let after = newest(run.path());
         assert_ne!(floats(&after.generator), floats(&start.generator));
         assert_ne!(floats(&after.ema), floats(&start.ema));
@@ -509,6 +509,9 @@ mod tests {
         assert!((exported.kimg - (shipped.kimg + 0.012)).abs() < 1e-9);
         assert!(exported.training_seconds > shipped.training_seconds);
         assert_eq!(exported.command, "the first run && then: the second run");
+        let source = crate::evaluate::Source::Run(run.path().to_path_buf());
+        let measured = crate::evaluate::load_source(&source, &device).unwrap();
+        assert_eq!(measured.kimg, exported.kimg);
 
         // A weights file that changed after the run was set up is refused before training.
         let again = tempfile::tempdir().unwrap();

@@ -267,9 +267,9 @@ pub struct Summary {
     pub run: PathBuf,
     /// Steps done.
     pub step: u64,
-    /// Thousands of images shown.
+    /// Thousands of images shown (with a warm start's).
     pub kimg: f64,
-    /// Total training seconds.
+    /// Total training seconds (with a warm start's).
     pub training_seconds: f64,
     /// The newest checkpoint.
     pub checkpoint: PathBuf,
@@ -492,9 +492,7 @@ pub fn train(
         )?;
         // A warm start's images and hours come first on the curves and in the grid names.
         tick.kimg += config.images_before_run() as f64 / 1000.0;
-        if let Some(warm) = &config.warm_start {
-            tick.training_seconds += warm.training_seconds;
-        }
+        tick.training_seconds += config.seconds_before_run();
         info!(
             "kimg {:.1}{}  step {}  loss G {:.3} D {:.3}  D(real) {:.2} D(fake) {:.2}  \
              {:.1} img/s  {:.0} MiB",
@@ -574,8 +572,8 @@ pub fn train(
     Ok(Summary {
         run: run.to_path_buf(),
         step: state.step,
-        kimg: state.images as f64 / 1000.0,
-        training_seconds: state.training_seconds,
+        kimg: (state.images + config.images_before_run()) as f64 / 1000.0,
+        training_seconds: state.training_seconds + config.seconds_before_run(),
         checkpoint,
     })
 }
