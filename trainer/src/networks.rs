@@ -58,15 +58,12 @@ impl Networks {
     pub fn warm_started(config: &TrainConfig, weights: &[u8], device: &Device) -> Result<Self> {
         let mut networks = Self::new(config, device);
         let autodiff = device.clone().autodiff();
-        let load = |on: &Device| {
-            config
-                .model
-                .init_generator(on)
-                .try_load_record(weights_record(weights).map_err(anyhow::Error::msg)?)
-                .map_err(|e| anyhow::anyhow!("the warm start's weights do not fit: {e}"))
-        };
-        networks.generator = load(&autodiff)?;
-        networks.ema = load(device)?.valid();
+        networks.generator = config
+            .model
+            .init_generator(&autodiff)
+            .try_load_record(weights_record(weights).map_err(anyhow::Error::msg)?)
+            .map_err(|e| anyhow::anyhow!("the warm start's weights do not fit: {e}"))?;
+        networks.ema = detached_copy(&config.model, &networks.generator, device).valid();
         Ok(networks)
     }
 
