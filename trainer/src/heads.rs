@@ -162,14 +162,25 @@ mod tests {
             let target = downsample(full.clone());
             let features = g.features(latents.clone(), 2);
             let head = g.to_rgb(1, features[1].clone());
-            let rmse: f32 = (head - target).powi_scalar(2).mean().sqrt().into_scalar();
-            (rmse, full)
+            let rmse: f32 = (head - target.clone())
+                .powi_scalar(2)
+                .mean()
+                .sqrt()
+                .into_scalar();
+            // The best any head could do on these very latents: least squares fitted to them.
+            let (_, _, best) = solve(features[1].clone(), target).unwrap();
+            (f64::from(rmse), best, full)
         };
-        let (before, full_before) = error(&generator);
+        let (before, best, full_before) = error(&generator);
         let worst = fit_heads(&mut generator, 8, 64, &device).unwrap();
-        let (after, full_after) = error(&generator);
-        assert!(after < before / 2.0, "head error {before} -> {after}");
-        assert!(worst.is_finite() && worst < before as f64, "{worst}");
+        let (after, _, full_after) = error(&generator);
+        // Fitted on other latents, the head closes nearly all of the fresh head's gap to the
+        // best possible one (how much a fresh, random head misses by varies from run to run).
+        assert!(
+            after - best < (before - best) / 4.0,
+            "head error {before} -> {after}, best possible {best}"
+        );
+        assert!(worst.is_finite() && worst < before, "{worst}");
         // The final stage draws exactly what it drew before.
         let same: f32 = (full_before - full_after).abs().max().into_scalar();
         assert_eq!(same, 0.0);
