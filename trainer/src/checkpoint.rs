@@ -155,9 +155,53 @@ fn sync(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot flush {} to disk", path.display()))
 }
 
+/// The file in a run folder that the training process holds locked.
+pub const LOCK: &str = "lock";
+
+/// Locks `run` for one training process: a second `catgan train` on the same folder (a resume,
+/// or a fresh run with `--force`) would otherwise write checkpoints and stats over the first
+/// one's. The operating system releases the lock when the returned file is dropped or the
+/// process ends, however it ends, so a killed run never leaves a stale lock behind.
+pub fn lock(run: &Path) -> Result<fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = run.join(LOCK);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (process {pid})"),
+            };
+            bail!(
+                "{} is being trained by another catgan process{holder}; stop that one first, \
+                 or train in another folder",
+                run.display()
+            );
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(file)
+}
+
 /// Refuses to start a fresh run in a folder that already holds one, unless `force`, which
-/// clears the run's own files (and nothing else).
-pub fn prepare_fresh(run: &Path, force: bool) -> Result<()> {
+/// clears the run's own files (and nothing else). Returns the folder's lock (see [`lock`]),
+/// taken before anything is cleared.
+pub fn prepare_fresh(run: &Path, force: bool) -> Result<fs::File> {
     if run.exists() {
         let used = fs::read_dir(run)
             .with_context(|| format!("cannot read {}", run.display()))?
@@ -170,20 +214,23 @@ pub fn prepare_fresh(run: &Path, force: bool) -> Result<()> {
                 run.display()
             );
         }
-        for name in ["config.json", "stats.jsonl"] {
-            let _ = fs::remove_file(run.join(name));
-        }
-        for name in ["samples", "checkpoints"] {
-            let path = run.join(name);
-            if path.exists() {
-                fs::remove_dir_all(&path)
-                    .with_context(|| format!("cannot clear {}", path.display()))?;
-            }
+    }
+    fs::create_dir_all(run)
+        .with_context(|| format!("cannot create run folder {}", run.display()))?;
+    let locked = lock(run)?;
+    for name in ["config.json", "stats.jsonl"] {
+        let _ = fs::remove_file(run.join(name));
+    }
+    for name in ["samples", "checkpoints"] {
+        let path = run.join(name);
+        if path.exists() {
+            fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot clear {}", path.display()))?;
         }
     }
     fs::create_dir_all(run.join("samples"))
         .with_context(|| format!("cannot create run folder {}", run.display()))?;
-    Ok(())
+    Ok(locked)
 }
 
 #[cfg(test)]
@@ -273,5 +320,26 @@ mod tests {
         assert!(err.contains("--resume"), "{err}");
         prepare_fresh(run.path(), true).unwrap();
         assert!(!run.path().join("config.json").exists());
+    }
+
+    #[test]
+    fn a_folder_being_trained_is_refused_to_a_second_trainer_until_the_first_stops() {
+        let run = tempfile::tempdir().unwrap();
+        let first = prepare_fresh(run.path(), false).unwrap();
+        write(run.path(), &state(1), 2, |_| Ok(())).unwrap();
+        // A resume, and a fresh run with --force, while the first still trains there.
+        for err in [
+            lock(run.path()).unwrap_err(),
+            prepare_fresh(run.path(), true).unwrap_err(),
+        ] {
+            let message = format!("{err:#}");
+            assert!(message.contains("another catgan process"), "{message}");
+            let pid = std::process::id().to_string();
+            assert!(message.contains(&pid), "{message}");
+        }
+        // Nothing of the first run was cleared.
+        assert_eq!(latest(run.path()).unwrap().unwrap().0, 1);
+        drop(first); // the first trainer ends
+        let _second = lock(run.path()).unwrap();
     }
 }

@@ -538,9 +538,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
     {
         bail!("--discriminator-warmup-kimg must be a number of thousands of images, at least 0");
     }
+    // Held until training ends: a second `catgan train` on the same folder is refused.
+    let _lock;
     let (run, config) = match &args.resume {
         Some(run) => {
             let mut config = export::read_config(run)?;
+            _lock = checkpoint::lock(run)?;
             if let Some(data) = &args.data
                 && data != &config.data
             {
@@ -685,7 +688,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| next_run_folder(config.model.arch()));
-            checkpoint::prepare_fresh(&run, args.force)?;
+            _lock = checkpoint::prepare_fresh(&run, args.force)?;
             (run, config)
         }
     };
