@@ -11,7 +11,7 @@
 //! over the image, and those runs drew axis-aligned bars and textures but never a face (see
 //! docs/MODELS.md).
 
-use crate::blocks::{downsample, upsample};
+use crate::blocks::{downsample, minibatch_stddev, upsample};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -53,6 +53,11 @@ pub struct ResnetConfig {
     /// makes the discriminator a judge of patches wherever they are, blind to the layout of a
     /// face.
     pub positional_head: Option<bool>,
+    /// Append a minibatch standard deviation feature (Karras et al. 2018) to the
+    /// discriminator's last 4x4 map, over groups of this many images, so that it can tell a
+    /// batch whose cats share their details from a varied one [default: none, which is also
+    /// how configs written before the option existed read].
+    pub minibatch_stddev: Option<usize>,
 }
 
 /// Slope of the discriminator's leaky ReLU.
@@ -133,6 +138,9 @@ impl ResnetConfig {
         if self.latent_size == 0 || self.generator_width == 0 || self.discriminator_width == 0 {
             return Err("latent size and widths must be positive".into());
         }
+        if self.minibatch_stddev == Some(0) {
+            return Err("the minibatch standard deviation's group size must be positive".into());
+        }
         Ok(())
     }
 
@@ -174,10 +182,13 @@ impl ResnetConfig {
             channels = out;
         }
         let positional = self.positional_head.unwrap_or(false);
+        let stddev_group = self.minibatch_stddev.unwrap_or(0);
+        let channels = channels + usize::from(stddev_group > 0);
         let features = if positional { channels * 16 } else { channels };
         ResnetDiscriminator {
             blocks,
             positional,
+            stddev_group,
             to_logit: LinearConfig::new(features, 1)
                 .with_initializer(Initializer::XavierUniform { gain: 1.0 })
                 .init(device),
@@ -304,6 +315,8 @@ impl DownResBlock {
 pub struct ResnetDiscriminator {
     blocks: Vec<DownResBlock>,
     positional: bool,
+    /// Group size of the minibatch standard deviation feature; 0 for none.
+    stddev_group: usize,
     to_logit: Linear,
 }
 
@@ -314,6 +327,12 @@ impl ResnetDiscriminator {
         for block in &self.blocks {
             x = block.forward(x);
         }
+        if self.stddev_group > 0 {
+            // Groups must divide the batch; a batch that the group size does not divide (the
+            // last of a scoring pass) is grouped by their greatest common divisor.
+            let group = gcd(x.dims()[0], self.stddev_group);
+            x = minibatch_stddev(x, group);
+        }
         let [batch, channels, height, width] = x.dims();
         let x = leaky_relu(x, LEAKY_SLOPE);
         let features = if self.positional {
@@ -323,6 +342,10 @@ impl ResnetDiscriminator {
         };
         self.to_logit.forward(features).reshape([batch])
     }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 #[cfg(test)]
@@ -416,6 +439,47 @@ mod tests {
             old.init_discriminator(&device).to_logit.weight.dims(),
             [8, 1]
         );
+    }
+
+    #[test]
+    fn minibatch_stddev_lets_the_discriminator_see_a_batch_of_copies() {
+        let device = Device::flex();
+        // Without batch norm an image's score can depend on its batch only through the
+        // minibatch feature.
+        let config = small()
+            .with_discriminator_batch_norm(Some(false))
+            .with_positional_head(Some(true));
+        let varied = noise([4, 3, 16, 16], &device);
+        let copies = varied.clone().slice([0..1]).repeat_dim(0, 4);
+        let first_score = |d: &ResnetDiscriminator, batch: Tensor<4>| -> f32 {
+            d.forward(batch).slice([0..1]).into_scalar::<f32>()
+        };
+
+        let plain = config.init_discriminator(&device);
+        let alone = first_score(&plain, varied.clone());
+        assert!((alone - first_score(&plain, copies.clone())).abs() < 1e-5);
+
+        let grouped = config
+            .clone()
+            .with_minibatch_stddev(Some(4))
+            .init_discriminator(&device);
+        // One more feature map at 4x4 (small(): 8 channels there).
+        assert_eq!(grouped.to_logit.weight.dims(), [9 * 16, 1]);
+        let among_varied = first_score(&grouped, varied.clone());
+        let among_copies = first_score(&grouped, copies);
+        assert!(
+            (among_varied - among_copies).abs() > 1e-4,
+            "the same image scored {among_varied} among varied images and {among_copies} among copies"
+        );
+        // A batch the group size does not divide is still scored.
+        assert_eq!(grouped.forward(varied.slice([0..3])).dims(), [3]);
+
+        // Configs written before the option existed have no such feature; a zero group is refused.
+        let old =
+            r#"{"latent_size":8,"resolution":16,"generator_width":4,"discriminator_width":4}"#;
+        let old: ResnetConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(old.minibatch_stddev, None);
+        assert!(small().with_minibatch_stddev(Some(0)).validate().is_err());
     }
 
     fn is_zero(conv: &Conv2d) -> bool {

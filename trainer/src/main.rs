@@ -147,6 +147,12 @@ struct TrainArgs {
     /// Resnet: normalisation before each activation of the discriminator.
     #[arg(long, value_enum, default_value_t = Norm::Batch, conflicts_with_all = ["resume", "init_generator"])]
     discriminator_norm: Norm,
+    /// Resnet: give the discriminator a minibatch standard deviation feature over groups of
+    /// this many images (Karras et al. 2018), so that it sees when generated cats share their
+    /// details (docs/MODELS.md). Allowed with --init-generator, whose discriminator is new
+    /// [default: none; the Progressive GAN always has one].
+    #[arg(long, value_name = "GROUP", conflicts_with = "resume")]
+    minibatch_stddev: Option<usize>,
     /// Half-life of the generator's moving average, in thousands of images [default: 10; for
     /// progan a tenth of --fade-kimg, so the average keeps up with each newly grown stage]. On
     /// --resume, a new half-life from there on (for example longer, with lower learning rates
@@ -205,7 +211,7 @@ enum Norm {
     None,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
 enum ArchArg {
     /// Deep convolutional GAN (Radford et al. 2015).
     Dcgan,
@@ -423,7 +429,11 @@ fn model_config(
     g: Option<usize>,
     d: Option<usize>,
     d_batch_norm: bool,
+    stddev: Option<usize>,
 ) -> Result<ModelConfig> {
+    if stddev.is_some() && arch != ArchArg::Resnet {
+        bail!("--minibatch-stddev is for the residual GAN (--arch resnet)");
+    }
     let config = match arch {
         ArchArg::Dcgan => {
             let mut c = DcganConfig::new().with_resolution(resolution);
@@ -437,7 +447,8 @@ fn model_config(
                 .with_resolution(resolution)
                 .with_discriminator_batch_norm(Some(d_batch_norm))
                 .with_zero_init_branches(Some(false))
-                .with_positional_head(Some(true));
+                .with_positional_head(Some(true))
+                .with_minibatch_stddev(stddev);
             c.latent_size = latent.unwrap_or(c.latent_size);
             c.generator_width = g.unwrap_or(c.generator_width);
             c.discriminator_width = d.unwrap_or(c.discriminator_width);
@@ -456,11 +467,13 @@ fn model_config(
 }
 
 /// The model config and warm start of a run that starts from the shipped model `name`, with
-/// a discriminator `discriminator_width` wide if given.
+/// a discriminator `discriminator_width` wide and with a minibatch standard deviation feature
+/// over groups of `stddev` images, where given.
 fn warm_start_from(
     assets: &Path,
     name: &str,
     discriminator_width: Option<usize>,
+    stddev: Option<usize>,
 ) -> Result<(ModelConfig, Option<WarmStart>)> {
     let manifest = export::read_manifest(assets)?;
     let entry = manifest.entry(name)?;
@@ -470,10 +483,14 @@ fn warm_start_from(
     let mut model = entry.config.clone();
     match &mut model {
         ModelConfig::Dcgan(c) => {
+            if stddev.is_some() {
+                bail!("--minibatch-stddev is for the residual GAN, and {name} is a DCGAN");
+            }
             c.discriminator_width = discriminator_width.unwrap_or(c.discriminator_width)
         }
         ModelConfig::Resnet(c) => {
-            c.discriminator_width = discriminator_width.unwrap_or(c.discriminator_width)
+            c.discriminator_width = discriminator_width.unwrap_or(c.discriminator_width);
+            c.minibatch_stddev = stddev.or(c.minibatch_stddev);
         }
         ModelConfig::Progan(_) => bail!(
             "{name} is a progressive GAN, whose growth schedule a warm start cannot continue; \
@@ -598,7 +615,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
         }
         None => {
             let (model, warm_start) = match &args.init_generator {
-                Some(name) => warm_start_from(&args.assets, name, args.discriminator_width)?,
+                Some(name) => warm_start_from(
+                    &args.assets,
+                    name,
+                    args.discriminator_width,
+                    args.minibatch_stddev,
+                )?,
                 None => {
                     let model = model_config(
                         args.arch,
@@ -607,6 +629,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                         args.generator_width,
                         args.discriminator_width,
                         args.discriminator_norm == Norm::Batch,
+                        args.minibatch_stddev,
                     )?;
                     (model, None)
                 }
@@ -862,6 +885,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         args.generator_width,
         args.discriminator_width,
         true,
+        None,
     )?;
     let result = catgan::bench::bench(&model, args.batch_size, args.steps, &chosen.device)?;
     let line = serde_json::json!({
@@ -998,23 +1022,34 @@ mod tests {
         assert!(Cli::try_parse_from(resumed).is_err());
         let Ok(Cli {
             command: Command::Train(args),
-        }) = Cli::try_parse_from(start.into_iter().chain(["--discriminator-width", "48"]))
+        }) = Cli::try_parse_from(start.into_iter().chain([
+            "--discriminator-width",
+            "48",
+            "--minibatch-stddev",
+            "4",
+        ]))
         else {
-            panic!("a new discriminator width was refused");
+            panic!("a new discriminator width or minibatch feature was refused");
         };
         assert_eq!(args.init_generator.as_deref(), Some("resnet"));
         assert_eq!(args.discriminator_width, Some(48));
+        assert_eq!(args.minibatch_stddev, Some(4));
+        let error = model_config(ArchArg::Dcgan, 64, None, None, None, true, Some(4));
+        assert!(error.unwrap_err().to_string().contains("residual"));
 
         // Reading the manifest: a progressive model is refused by name, a missing one too.
         let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
-        let error = warm_start_from(&assets, "progan", None).unwrap_err();
+        let error = warm_start_from(&assets, "progan", None, None).unwrap_err();
         assert!(error.to_string().contains("progressive"), "{error}");
-        assert!(warm_start_from(&assets, "no-such-model", None).is_err());
-        let (model, warm) = warm_start_from(&assets, "resnet", Some(48)).unwrap();
+        assert!(warm_start_from(&assets, "no-such-model", None, None).is_err());
+        let error = warm_start_from(&assets, "dcgan", None, Some(4)).unwrap_err();
+        assert!(error.to_string().contains("residual"), "{error}");
+        let (model, warm) = warm_start_from(&assets, "resnet", Some(48), Some(4)).unwrap();
         let ModelConfig::Resnet(resnet) = model else {
             panic!("resnet's config became {model:?}");
         };
         assert_eq!(resnet.discriminator_width, 48);
+        assert_eq!(resnet.minibatch_stddev, Some(4));
         let warm = warm.unwrap();
         assert!(warm.kimg > 0.0 && warm.file.ends_with("resnet.bpk"));
     }
