@@ -112,6 +112,8 @@ pub struct Reference {
     pub floor: Swd,
     /// Where the reference images come from, for reports.
     pub source: String,
+    /// [`swd::shared_detail`] of the reference images.
+    pub shared_detail: Vec<f64>,
 }
 
 /// Seeds of the random neighbourhoods and directions; fixed, so figures of one run compare.
@@ -149,6 +151,7 @@ impl Reference {
         };
         anyhow::ensure!(count >= 16, "too few real images ({count}) to measure SWD");
         let descriptors = swd::descriptors(&reference, SEED_REFERENCE)?;
+        let shared_detail = swd::shared_detail(&reference)?;
         let floor = swd::distance(
             &swd::descriptors(&other, SEED_OTHER)?,
             &descriptors,
@@ -159,6 +162,7 @@ impl Reference {
             count,
             floor,
             source,
+            shared_detail,
         })
     }
 
@@ -197,6 +201,21 @@ pub struct Evaluation {
     pub floor: Swd,
     /// `swd.mean / floor.mean`.
     pub ratio_to_floor: f64,
+    /// How much of each detail level is the same in every image, generated and real (absent
+    /// from evaluations written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_detail: Option<SharedDetail>,
+}
+
+/// [`swd::shared_detail`] of the generated and the real images of an evaluation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SharedDetail {
+    /// Side of each detail level, finest first.
+    pub resolutions: Vec<usize>,
+    /// Share of each level common to all generated images.
+    pub generated: Vec<f64>,
+    /// The same for the real reference images.
+    pub real: Vec<f64>,
 }
 
 impl Evaluation {
@@ -226,6 +245,24 @@ impl Evaluation {
             "{:>10} {:>10.2} {:>10.2}   ({:.2}x the floor)\n",
             "mean", self.swd.mean, self.floor.mean, self.ratio_to_floor
         ));
+        if let Some(shared) = &self.shared_detail {
+            out.push_str("shared detail (share of each level that is the same in every image)\n");
+            out.push_str(&format!(
+                "{:>10} {:>10} {:>10}\n",
+                "level", "generated", "real"
+            ));
+            for ((side, g), r) in shared
+                .resolutions
+                .iter()
+                .zip(&shared.generated)
+                .zip(&shared.real)
+            {
+                out.push_str(&format!(
+                    "{:>10} {g:>10.3} {r:>10.3}\n",
+                    format!("{side}x{side}")
+                ));
+            }
+        }
         out
     }
 }
@@ -319,7 +356,23 @@ pub fn evaluate(
     let held = (!held_out.is_empty()).then_some(held_out);
     let reference = Reference::new(train, held, count)?;
     let latent_size = measured.config.latent_size();
-    let swd = reference.measure(&measured.generator, None, latent_size, device)?;
+    let fakes = generated_images(
+        &measured.generator,
+        None,
+        reference.count,
+        latent_size,
+        device,
+    )?;
+    let swd = swd::distance(
+        &swd::descriptors(&fakes, SEED_OTHER)?,
+        &reference.descriptors,
+        SEED_DIRECTIONS,
+    )?;
+    let shared_detail = SharedDetail {
+        resolutions: swd.resolutions[..reference.shared_detail.len()].to_vec(),
+        generated: swd::shared_detail(&fakes)?,
+        real: reference.shared_detail.clone(),
+    };
     Ok(Evaluation {
         model: measured.name.clone(),
         kimg: measured.kimg,
@@ -328,6 +381,7 @@ pub fn evaluate(
         ratio_to_floor: swd.mean / reference.floor.mean,
         swd,
         floor: reference.floor,
+        shared_detail: Some(shared_detail),
     })
 }
 
