@@ -167,21 +167,33 @@ impl Reference {
     }
 
     /// SWD between `count` images of `generator` (at `growth`, for a progressive one) and the
-    /// reference.
+    /// reference, and how much detail those images share.
     pub fn measure(
         &self,
         generator: &Generator,
         growth: Option<Growth>,
         latent_size: usize,
         device: &Device,
-    ) -> Result<Swd> {
+    ) -> Result<Measurement> {
         let fakes = generated_images(generator, growth, self.count, latent_size, device)?;
-        Ok(swd::distance(
-            &swd::descriptors(&fakes, SEED_OTHER)?,
-            &self.descriptors,
-            SEED_DIRECTIONS,
-        )?)
+        Ok(Measurement {
+            swd: swd::distance(
+                &swd::descriptors(&fakes, SEED_OTHER)?,
+                &self.descriptors,
+                SEED_DIRECTIONS,
+            )?,
+            shared_detail: swd::shared_detail(&fakes)?,
+        })
     }
+}
+
+/// What [`Reference::measure`] finds of a generator.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// SWD against the reference.
+    pub swd: Swd,
+    /// [`swd::shared_detail`] of the generated images.
+    pub shared_detail: Vec<f64>,
 }
 
 /// One `catgan eval` result.
@@ -356,21 +368,11 @@ pub fn evaluate(
     let held = (!held_out.is_empty()).then_some(held_out);
     let reference = Reference::new(train, held, count)?;
     let latent_size = measured.config.latent_size();
-    let fakes = generated_images(
-        &measured.generator,
-        None,
-        reference.count,
-        latent_size,
-        device,
-    )?;
-    let swd = swd::distance(
-        &swd::descriptors(&fakes, SEED_OTHER)?,
-        &reference.descriptors,
-        SEED_DIRECTIONS,
-    )?;
+    let Measurement { swd, shared_detail } =
+        reference.measure(&measured.generator, None, latent_size, device)?;
     let shared_detail = SharedDetail {
-        resolutions: swd.resolutions[..reference.shared_detail.len()].to_vec(),
-        generated: swd::shared_detail(&fakes)?,
+        resolutions: swd.resolutions[..shared_detail.len()].to_vec(),
+        generated: shared_detail,
         real: reference.shared_detail.clone(),
     };
     Ok(Evaluation {

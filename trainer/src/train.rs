@@ -232,6 +232,13 @@ pub struct TickStats {
     /// running statistics, as before that existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swd_standing_statistics: Option<bool>,
+    /// How much of each fine pyramid level (finest first) is the same in every one of the
+    /// images SWD was measured on ([`crate::swd::shared_detail`]), where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_detail: Option<Vec<f64>>,
+    /// The same for the real reference images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_detail_real: Option<Vec<f64>>,
     /// Mean discriminator output (logit) on the first training images, scored in inference
     /// mode and without augmentation, where measured at this tick (with SWD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -513,7 +520,8 @@ pub fn train(
         {
             let started = Instant::now();
             let growth = (config.model.stages() > 1).then_some(growth);
-            let swd = reference.measure(&shown, growth, config.model.latent_size(), device)?;
+            let measured = reference.measure(&shown, growth, config.model.latent_size(), device)?;
+            let swd = measured.swd;
             info!(
                 "SWD {:.2} (floor {:.2}, {} images, {:.1} s)",
                 swd.mean,
@@ -525,6 +533,8 @@ pub fn train(
             tick.swd_levels = Some(swd.per_level);
             tick.swd_floor = Some(reference.floor.mean);
             tick.swd_standing_statistics = Some(true);
+            tick.shared_detail = Some(measured.shared_detail);
+            tick.shared_detail_real = Some(reference.shared_detail.clone());
             if let Some(held_out) = &options.held_out {
                 let discriminator = networks.discriminator.valid();
                 let count = held_out.len().min(dataset.len()).min(MEMORISATION_IMAGES);
@@ -672,6 +682,8 @@ fn summarise(
         swd_levels: None,
         swd_floor: None,
         swd_standing_statistics: None,
+        shared_detail: None,
+        shared_detail_real: None,
         d_training_images: None,
         d_held_out_images: None,
     };
@@ -983,6 +995,9 @@ mod tests {
         let tick = &ticks[1];
         assert_eq!(tick.swd_floor, Some(floor));
         assert_eq!(tick.swd_levels.as_ref().map(Vec::len), Some(1));
+        // 16x16 images have no detail level above the coarsest, so nothing is shared.
+        assert_eq!(tick.shared_detail, Some(vec![]));
+        assert_eq!(tick.shared_detail_real, Some(vec![]));
         // An untrained generator is far from noise-like real images' statistics.
         assert!(tick.swd_mean.unwrap() > floor, "{tick:?}");
         // The discriminator's scores on training and held-out images come with each SWD.
