@@ -38,7 +38,7 @@ pub const CAPTION_HEIGHT: u32 = 36;
 pub const GAP: u32 = 8;
 
 /// Fields the trainer writes that this report knows; anything else is listed as unknown.
-const KNOWN_FIELDS: [&str; 19] = [
+pub(crate) const KNOWN_FIELDS: [&str; 21] = [
     "kimg",
     "step",
     "loss_generator",
@@ -54,6 +54,8 @@ const KNOWN_FIELDS: [&str; 19] = [
     "swd_levels",
     "swd_floor",
     "swd_standing_statistics",
+    "shared_detail",
+    "shared_detail_real",
     "d_training_images",
     "d_held_out_images",
     "stage",

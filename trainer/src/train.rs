@@ -985,6 +985,17 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
+        // `catgan report` knows every field written.
+        for line in stats.lines() {
+            let fields: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(line).unwrap();
+            for key in fields.keys() {
+                assert!(
+                    crate::report::KNOWN_FIELDS.contains(&key.as_str()),
+                    "{key} is unknown to catgan report"
+                );
+            }
+        }
         let measured: Vec<u64> = ticks
             .iter()
             .filter(|t| t.swd_mean.is_some())
