@@ -450,9 +450,9 @@ mod tests {
             .with_discriminator_batch_norm(Some(false))
             .with_positional_head(Some(true));
         let varied = noise([4, 3, 16, 16], &device);
-        let copies = varied.clone().slice([0..1]).repeat_dim(0, 4);
+        let copies = varied.clone().narrow(0, 0, 1).repeat_dim(0, 4);
         let first_score = |d: &ResnetDiscriminator, batch: Tensor<4>| -> f32 {
-            d.forward(batch).slice([0..1]).into_scalar::<f32>()
+            d.forward(batch).narrow(0, 0, 1).into_scalar::<f32>()
         };
 
         let plain = config.init_discriminator(&device);
@@ -472,7 +472,7 @@ mod tests {
             "the same image scored {among_varied} among varied images and {among_copies} among copies"
         );
         // A batch the group size does not divide is still scored.
-        assert_eq!(grouped.forward(varied.slice([0..3])).dims(), [3]);
+        assert_eq!(grouped.forward(varied.narrow(0, 0, 3)).dims(), [3]);
 
         // Configs written before the option existed have no such feature; a zero group is refused.
         let old =
