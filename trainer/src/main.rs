@@ -86,7 +86,8 @@ struct TrainArgs {
     /// Start a new run from a shipped model: MODEL's weights (from the manifest in --assets)
     /// become the generator and its moving average, and the discriminator is new. This
     /// continues a model whose run folder is gone. The run takes MODEL's architecture and
-    /// sizes (only --discriminator-width may change). --kimg counts the run's own images;
+    /// sizes (only --discriminator-width and --minibatch-stddev may change; the discriminator
+    /// keeps MODEL's minibatch feature unless given). --kimg counts the run's own images;
     /// MODEL's kimg and hours come first on its curves, sample grids and export. For dcgan and
     /// resnet models.
     #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
