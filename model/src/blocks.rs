@@ -50,14 +50,11 @@ pub fn pixel_norm(x: Tensor<4>) -> Tensor<4> {
 
 /// Appends one feature map holding the mean standard deviation of the features across each
 /// group of `group` images, so the discriminator can tell a varied batch from a collapsed one.
-/// The batch must be a multiple of the group size (or smaller, making one group).
+/// A batch smaller than the group makes one group; a larger batch that the group size does not
+/// divide (the last of a scoring pass) is grouped by their greatest common divisor.
 pub fn minibatch_stddev(x: Tensor<4>, group: usize) -> Tensor<4> {
     let [batch, channels, height, width] = x.dims();
-    let group = group.min(batch).max(1);
-    assert!(
-        batch.is_multiple_of(group),
-        "batch {batch} is not a multiple of the group size {group}"
-    );
+    let group = gcd(batch, group.min(batch).max(1));
     let groups = batch / group;
     // Image i belongs to group i % groups, as in the paper's reference code.
     let grouped = x.clone().reshape([group, groups, channels, height, width]);
@@ -75,6 +72,10 @@ pub fn minibatch_stddev(x: Tensor<4>, group: usize) -> Tensor<4> {
         .expand([group, groups, 1, height, width])
         .reshape([batch, 1, height, width]);
     Tensor::cat(vec![x, feature], 1)
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Weights of the equalised-learning-rate layers start as standard normal.
@@ -244,6 +245,20 @@ mod tests {
         let out = minibatch_stddev(Tensor::cat(pixels.to_vec(), 0), 2);
         let feature = values(out.slice(s![.., 1..2]).mean_dims(&[2, 3]));
         let expected = [1.0, 0.0, 1.0, 0.0];
+        for (got, want) in feature.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-3, "{feature:?}");
+        }
+    }
+
+    #[test]
+    fn minibatch_stddev_groups_a_batch_the_group_size_does_not_divide() {
+        let device = Device::flex();
+        // Six images in groups of four: grouped by two, {0, 3}, {1, 4} and {2, 5}.
+        let pixels =
+            [0.0, 5.0, 7.0, 2.0, 5.0, 7.0].map(|v| Tensor::<4>::full([1, 1, 2, 2], v, &device));
+        let out = minibatch_stddev(Tensor::cat(pixels.to_vec(), 0), 4);
+        let feature = values(out.slice(s![.., 1..2]).mean_dims(&[2, 3]));
+        let expected = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0];
         for (got, want) in feature.iter().zip(expected) {
             assert!((got - want).abs() < 1e-3, "{feature:?}");
         }

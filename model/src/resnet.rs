@@ -328,10 +328,7 @@ impl ResnetDiscriminator {
             x = block.forward(x);
         }
         if self.stddev_group > 0 {
-            // Groups must divide the batch; a batch that the group size does not divide (the
-            // last of a scoring pass) is grouped by their greatest common divisor.
-            let group = gcd(x.dims()[0], self.stddev_group);
-            x = minibatch_stddev(x, group);
+            x = minibatch_stddev(x, self.stddev_group);
         }
         let [batch, channels, height, width] = x.dims();
         let x = leaky_relu(x, LEAKY_SLOPE);
@@ -342,10 +339,6 @@ impl ResnetDiscriminator {
         };
         self.to_logit.forward(features).reshape([batch])
     }
-}
-
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 #[cfg(test)]
