@@ -54,7 +54,7 @@ pub fn pixel_norm(x: Tensor<4>) -> Tensor<4> {
 /// divide (the last of a scoring pass) is grouped by their greatest common divisor.
 pub fn minibatch_stddev(x: Tensor<4>, group: usize) -> Tensor<4> {
     let [batch, channels, height, width] = x.dims();
-    let group = gcd(batch, group.min(batch).max(1));
+    let group = group_size(batch, group);
     let groups = batch / group;
     // Image i belongs to group i % groups, as in the paper's reference code.
     let grouped = x.clone().reshape([group, groups, channels, height, width]);
@@ -72,6 +72,12 @@ pub fn minibatch_stddev(x: Tensor<4>, group: usize) -> Tensor<4> {
         .expand([group, groups, 1, height, width])
         .reshape([batch, 1, height, width]);
     Tensor::cat(vec![x, feature], 1)
+}
+
+/// The group size a minibatch feature over groups of `group` uses for a batch of `batch`
+/// images: the whole batch where it is smaller, else the greatest common divisor of the two.
+pub(crate) fn group_size(batch: usize, group: usize) -> usize {
+    gcd(batch, group.min(batch).max(1))
 }
 
 fn gcd(a: usize, b: usize) -> usize {

@@ -60,6 +60,11 @@ pub struct ManifestEntry {
     pub resolution: usize,
     /// Latent length; must agree with `config`.
     pub latent_size: usize,
+    /// Noise values each generator input carries after its latent (see
+    /// [`ModelConfig::input_size`]); must agree with `config`. Absent (0) for generators
+    /// without noise inputs, as in manifests written before they existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub noise_size: usize,
     /// [`FORMAT_VERSION`] the weights were written with.
     pub format_version: u32,
     /// How to rebuild the network.
@@ -170,7 +175,16 @@ impl Manifest {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl ManifestEntry {
+    /// Length of one generator input: the latent, then its noise values.
+    pub fn input_size(&self) -> usize {
+        self.latent_size + self.noise_size
+    }
+
     /// Checks that the entry agrees with itself and with this build.
     pub fn check(&self) -> Result<(), FormatError> {
         let mut problems = Vec::new();
@@ -199,6 +213,13 @@ impl ManifestEntry {
                 "latent size is {} but its config says {}",
                 self.latent_size,
                 self.config.latent_size()
+            ));
+        }
+        if self.noise_size != self.config.noise_size() {
+            problems.push(format!(
+                "noise size is {} but its config says {}",
+                self.noise_size,
+                self.config.noise_size()
             ));
         }
         if let Err(e) = self.config.validate() {
@@ -488,6 +509,7 @@ mod tests {
             arch: config.arch(),
             resolution: config.resolution(),
             latent_size: config.latent_size(),
+            noise_size: config.noise_size(),
             format_version: FORMAT_VERSION,
             config,
             file: "tiny.bpk".into(),

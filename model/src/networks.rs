@@ -68,6 +68,21 @@ impl ModelConfig {
         }
     }
 
+    /// Number of noise values each generator input carries after its latent (0 for the
+    /// generators without noise inputs).
+    pub fn noise_size(&self) -> usize {
+        match self {
+            ModelConfig::Resnet(c) => c.noise_size(),
+            _ => 0,
+        }
+    }
+
+    /// Length of one generator input: the latent, then its noise values. The input for a seed
+    /// is `latent_for_seed(seed, input_size)`, whose first `latent_size` values are the latent.
+    pub fn input_size(&self) -> usize {
+        self.latent_size() + self.noise_size()
+    }
+
     /// Side of the generated images in pixels.
     pub fn resolution(&self) -> usize {
         match self {
@@ -128,7 +143,8 @@ pub enum Generator {
 }
 
 impl Generator {
-    /// `[batch, latent]` to `[batch, 3, resolution, resolution]` images in [-1, 1].
+    /// `[batch, input]` (see [`ModelConfig::input_size`]) to `[batch, 3, resolution,
+    /// resolution]` images in [-1, 1].
     pub fn forward(&self, latent: Tensor<2>) -> Tensor<4> {
         match self {
             Generator::Dcgan(g) => g.forward(latent),

@@ -12,6 +12,7 @@
 //! docs/MODELS.md).
 
 use crate::blocks::{downsample, minibatch_stddev, upsample};
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -58,7 +59,28 @@ pub struct ResnetConfig {
     /// batch whose cats share their details from a varied one [default: none, which is also
     /// how configs written before the option existed read].
     pub minibatch_stddev: Option<usize>,
+    /// Per-pixel noise inputs (Karras et al. 2019): every generator block adds one map of
+    /// standard normal noise, scaled by a learned strength per feature (starting at zero), to
+    /// its first convolution's output, so that fine detail such as the run of the fur can
+    /// differ from cat to cat without having to come from the latent. The noise maps follow
+    /// the latent in the generator's input ([`ResnetConfig::noise_size`] more values)
+    /// [default: off, which is also how configs written before the option existed read].
+    pub noise_inputs: Option<bool>,
+    /// A second minibatch standard deviation feature, over groups of this many images, taken
+    /// where fine detail is still resolved: after the discriminator's first block (at half the
+    /// image's side), one mean deviation per feature, weighed into the logit by its own weights
+    /// (starting at zero). A batch whose cats share one texture shows it there; the last 4x4 map
+    /// has averaged it away [default: none, which is also how configs written before the option
+    /// existed read].
+    pub fine_minibatch_stddev: Option<usize>,
 }
+
+/// Factor applied to the stored noise strengths in every forward pass. Adam moves a parameter
+/// by about its learning rate per step whatever its scale, so a strength stored at face value
+/// would take tens of thousands of steps at a continuation's rate (5e-5) to reach the size of
+/// the features it is added to (about 1); stored divided by this gain, it moves 16 times as
+/// fast, as the equalised learning rate of Karras et al. (2018) does for weights.
+const NOISE_GAIN: f32 = 16.0;
 
 /// Slope of the discriminator's leaky ReLU.
 const LEAKY_SLOPE: f64 = 0.2;
@@ -138,10 +160,24 @@ impl ResnetConfig {
         if self.latent_size == 0 || self.generator_width == 0 || self.discriminator_width == 0 {
             return Err("latent size and widths must be positive".into());
         }
-        if self.minibatch_stddev == Some(0) {
+        if self.minibatch_stddev == Some(0) || self.fine_minibatch_stddev == Some(0) {
             return Err("the minibatch standard deviation's group size must be positive".into());
         }
         Ok(())
+    }
+
+    /// Whether the generator takes noise maps after its latent.
+    fn noise(&self) -> bool {
+        self.noise_inputs.unwrap_or(false)
+    }
+
+    /// Number of noise values the generator takes after the latent: one map per block, at the
+    /// block's output side (8x8, 16x16, ... up to the resolution), each stored row by row.
+    pub fn noise_size(&self) -> usize {
+        if !self.noise() {
+            return 0;
+        }
+        (1..=self.blocks()).map(|i| (4 << i) * (4 << i)).sum()
     }
 
     /// A freshly initialised generator.
@@ -150,11 +186,12 @@ impl ResnetConfig {
         let blocks = (0..self.blocks())
             .map(|i| {
                 let channels = [self.generator_channels(i), self.generator_channels(i + 1)];
-                UpResBlock::new(channels, self.zero_branches(), device)
+                UpResBlock::new(channels, self.zero_branches(), self.noise(), device)
             })
             .collect();
         let last = self.generator_channels(self.blocks());
         ResnetGenerator {
+            latent_size: self.latent_size,
             project: LinearConfig::new(self.latent_size, first * 16)
                 .with_initializer(Initializer::XavierUniform { gain: 1.0 })
                 .init(device),
@@ -181,6 +218,13 @@ impl ResnetConfig {
             ));
             channels = out;
         }
+        let fine_stddev_group = self.fine_minibatch_stddev.unwrap_or(0);
+        let fine_to_logit = (fine_stddev_group > 0).then(|| {
+            LinearConfig::new(self.discriminator_channels(0), 1)
+                .with_bias(false)
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        });
         let positional = self.positional_head.unwrap_or(false);
         let stddev_group = self.minibatch_stddev.unwrap_or(0);
         let channels = channels + usize::from(stddev_group > 0);
@@ -189,6 +233,8 @@ impl ResnetConfig {
             blocks,
             positional,
             stddev_group,
+            fine_stddev_group,
+            fine_to_logit,
             to_logit: LinearConfig::new(features, 1)
                 .with_initializer(Initializer::XavierUniform { gain: 1.0 })
                 .init(device),
@@ -196,43 +242,54 @@ impl ResnetConfig {
     }
 }
 
-/// Generator block: batch norm, ReLU, upsample, 3x3 convolution, batch norm, ReLU, 3x3
-/// convolution; plus the upsampled shortcut.
+/// Generator block: batch norm, ReLU, upsample, 3x3 convolution, (plus scaled noise,) batch
+/// norm, ReLU, 3x3 convolution; plus the upsampled shortcut.
 #[derive(Module, Debug)]
 pub struct UpResBlock {
     norm1: BatchNorm,
     conv1: Conv2d,
+    /// Strength of the noise map per feature of the first convolution's output, where the
+    /// generator has noise inputs.
+    noise_strength: Option<Param<Tensor<1>>>,
     norm2: BatchNorm,
     conv2: Conv2d,
     shortcut: Option<Conv2d>,
 }
 
 impl UpResBlock {
-    fn new(channels: [usize; 2], zero_branch: bool, device: &Device) -> Self {
+    fn new(channels: [usize; 2], zero_branch: bool, noise: bool, device: &Device) -> Self {
         let [input, output] = channels;
         Self {
             norm1: BatchNormConfig::new(input).init(device),
             conv1: conv(channels, 3, he()).init(device),
+            noise_strength: noise.then(|| Initializer::Zeros.init([output], device)),
             norm2: BatchNormConfig::new(output).init(device),
             conv2: conv([output; 2], 3, branch_end(zero_branch)).init(device),
             shortcut: shortcut(channels, device),
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let branch = self
+    /// `noise`: `[batch, 1, 2 * side, 2 * side]`, used where the block has noise strengths.
+    fn forward(&self, x: Tensor<4>, noise: Option<Tensor<4>>) -> Tensor<4> {
+        let mut branch = self
             .conv1
             .forward(upsample(relu(self.norm1.forward(x.clone()))));
+        if let (Some(strength), Some(noise)) = (&self.noise_strength, noise) {
+            let [features] = strength.dims();
+            let strength = strength.val().mul_scalar(NOISE_GAIN);
+            branch = branch + noise * strength.reshape([1, features, 1, 1]);
+        }
         let branch = self.conv2.forward(relu(self.norm2.forward(branch)));
         // A 1x1 convolution commutes with nearest upsampling; applying it first is cheaper.
         upsample(apply(&self.shortcut, x)) + branch
     }
 }
 
-/// The residual generator: `[batch, latent]` to `[batch, 3, resolution, resolution]` in
-/// [-1, 1].
+/// The residual generator: `[batch, input]` to `[batch, 3, resolution, resolution]` in
+/// [-1, 1], where the input is the latent followed, with noise inputs, by the noise maps.
 #[derive(Module, Debug)]
 pub struct ResnetGenerator {
+    latent_size: usize,
     project: Linear,
     blocks: Vec<UpResBlock>,
     norm: BatchNorm,
@@ -240,14 +297,24 @@ pub struct ResnetGenerator {
 }
 
 impl ResnetGenerator {
-    /// Generates images from latents.
-    pub fn forward(&self, latent: Tensor<2>) -> Tensor<4> {
-        let [batch, _] = latent.dims();
+    /// Generates images from latents (each followed by its noise maps, where the generator has
+    /// noise inputs: see [`ResnetConfig::noise_size`]).
+    pub fn forward(&self, input: Tensor<2>) -> Tensor<4> {
+        let [batch, _] = input.dims();
+        let latent = input.clone().narrow(1, 0, self.latent_size);
         let projected = self.project.forward(latent);
         let [_, features] = projected.dims();
         let mut x = projected.reshape([batch, features / 16, 4, 4]);
+        let mut offset = self.latent_size;
         for block in &self.blocks {
-            x = block.forward(x);
+            let noise = block.noise_strength.as_ref().map(|_| {
+                let [_, _, side, _] = x.dims();
+                let side = 2 * side;
+                let map = input.clone().narrow(1, offset, side * side);
+                offset += side * side;
+                map.reshape([batch, 1, side, side])
+            });
+            x = block.forward(x, noise);
         }
         self.to_rgb.forward(relu(self.norm.forward(x))).tanh()
     }
@@ -317,6 +384,10 @@ pub struct ResnetDiscriminator {
     positional: bool,
     /// Group size of the minibatch standard deviation feature; 0 for none.
     stddev_group: usize,
+    /// Group size of the fine minibatch standard deviation feature; 0 for none.
+    fine_stddev_group: usize,
+    /// Weights of the fine feature's per-feature deviations in the logit.
+    fine_to_logit: Option<Linear>,
     to_logit: Linear,
 }
 
@@ -324,8 +395,15 @@ impl ResnetDiscriminator {
     /// Scores images: higher means "more likely real". Returns `[batch]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<1> {
         let mut x = images;
-        for block in &self.blocks {
+        let mut fine = None;
+        for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
+            if i == 0
+                && let Some(weights) = &self.fine_to_logit
+            {
+                let deviations = feature_deviations(x.clone(), self.fine_stddev_group);
+                fine = Some(weights.forward(deviations));
+            }
         }
         if self.stddev_group > 0 {
             x = minibatch_stddev(x, self.stddev_group);
@@ -337,8 +415,32 @@ impl ResnetDiscriminator {
         } else {
             x.sum_dims(&[2, 3]).reshape([batch, channels])
         };
-        self.to_logit.forward(features).reshape([batch])
+        let logit = self.to_logit.forward(features);
+        match fine {
+            Some(fine) => (logit + fine).reshape([batch]),
+            None => logit.reshape([batch]),
+        }
     }
+}
+
+/// Per image, the mean over positions of each feature's standard deviation across the image's
+/// group (images `i`, `i + groups`, ... as in [`minibatch_stddev`]): `[batch, features]`.
+fn feature_deviations(x: Tensor<4>, group: usize) -> Tensor<2> {
+    let [batch, channels, height, width] = x.dims();
+    let group = crate::blocks::group_size(batch, group);
+    let groups = batch / group;
+    let grouped = x.reshape([group, groups, channels, height * width]);
+    let centred = grouped.clone() - grouped.mean_dim(0);
+    let deviation = centred
+        .powi_scalar(2)
+        .mean_dim(0)
+        .add_scalar(1e-8)
+        .sqrt()
+        .mean_dim(3)
+        .reshape([1, groups, channels]);
+    deviation
+        .expand([group, groups, channels])
+        .reshape([batch, channels])
 }
 
 #[cfg(test)]
@@ -367,16 +469,16 @@ mod tests {
     fn zero_initialised_generator_blocks_are_their_shortcut() {
         let device = Device::flex();
         // Same width: the shortcut is the upsampled input itself.
-        let same = UpResBlock::new([6, 6], true, &device);
+        let same = UpResBlock::new([6, 6], true, false, &device);
         let x = noise([2, 6, 4, 4], &device);
-        assert!(gap(same.forward(x.clone()), upsample(x.clone())) < 1e-6);
+        assert!(gap(same.forward(x.clone(), None), upsample(x.clone())) < 1e-6);
         // New width: the shortcut's 1x1 convolution, upsampled.
-        let wider = UpResBlock::new([6, 3], true, &device);
+        let wider = UpResBlock::new([6, 3], true, false, &device);
         let expected = upsample(wider.shortcut.as_ref().unwrap().forward(x.clone()));
-        assert!(gap(wider.forward(x.clone()), expected) < 1e-6);
+        assert!(gap(wider.forward(x.clone(), None), expected) < 1e-6);
         // A randomly initialised branch adds to the shortcut.
-        let random = UpResBlock::new([6, 6], false, &device);
-        assert!(gap(random.forward(x.clone()), upsample(x)) > 1e-3);
+        let random = UpResBlock::new([6, 6], false, false, &device);
+        assert!(gap(random.forward(x.clone(), None), upsample(x)) > 1e-3);
     }
 
     #[test]
@@ -473,6 +575,97 @@ mod tests {
         let old: ResnetConfig = serde_json::from_str(old).unwrap();
         assert_eq!(old.minibatch_stddev, None);
         assert!(small().with_minibatch_stddev(Some(0)).validate().is_err());
+    }
+
+    #[test]
+    fn noise_inputs_follow_the_latent_and_start_silent() {
+        let device = Device::flex();
+        // Random branches: a zeroed one would hide the noise added inside it.
+        let config = small()
+            .with_zero_init_branches(Some(false))
+            .with_noise_inputs(Some(true));
+        // small(): blocks to 8x8 and 16x16.
+        assert_eq!(config.noise_size(), 64 + 256);
+        assert_eq!(small().noise_size(), 0);
+        let generator = config.init_generator(&device).valid();
+        let inputs = latents_for_seeds(0, 3, 8 + 320, &device);
+        let other_noise = Tensor::cat(
+            vec![
+                inputs.clone().narrow(1, 0, 8),
+                latents_for_seeds(9, 3, 320, &device),
+            ],
+            1,
+        );
+        // Zero strengths: the noise changes nothing, so a warm start draws what it drew.
+        let images = generator.forward(inputs.clone());
+        assert_eq!(images.dims(), [3, 3, 16, 16]);
+        assert!(gap(images.clone(), generator.forward(other_noise.clone())) < 1e-6);
+        // With strength the same latent draws different detail under different noise, and the
+        // same input always the same cat.
+        let mut strong = config.init_generator(&device);
+        for block in &mut strong.blocks {
+            let strength = block.noise_strength.take().unwrap();
+            let [features] = strength.dims();
+            block.noise_strength = Some(Param::from_tensor(Tensor::ones([features], &device)));
+        }
+        let strong = strong.valid();
+        let a = strong.forward(inputs.clone());
+        assert!(gap(a.clone(), strong.forward(other_noise)) > 1e-3);
+        assert!(gap(a, strong.forward(inputs)) < 1e-6);
+        // Configs written before the option existed have no noise.
+        let old =
+            r#"{"latent_size":8,"resolution":16,"generator_width":4,"discriminator_width":4}"#;
+        let old: ResnetConfig = serde_json::from_str(old).unwrap();
+        assert_eq!((old.noise_inputs, old.noise_size()), (None, 0));
+    }
+
+    #[test]
+    fn fine_minibatch_stddev_starts_silent_and_sees_a_batch_of_copies() {
+        let device = Device::flex();
+        let config = small()
+            .with_discriminator_batch_norm(Some(false))
+            .with_positional_head(Some(true));
+        let varied = noise([4, 3, 16, 16], &device);
+        let copies = varied.clone().narrow(0, 0, 1).repeat_dim(0, 4);
+        let first_score = |d: &ResnetDiscriminator, batch: Tensor<4>| -> f32 {
+            d.forward(batch).narrow(0, 0, 1).into_scalar::<f32>()
+        };
+        let fine = config
+            .clone()
+            .with_fine_minibatch_stddev(Some(4))
+            .init_discriminator(&device);
+        // Zero weights at first: the same scores as without the feature.
+        let plain = config.init_discriminator(&device);
+        let fine = fine.load_record(plain.clone().into_record().allow_partial(true));
+        let plain_scores = plain.forward(varied.clone());
+        assert!(
+            (plain_scores - fine.forward(varied.clone()))
+                .abs()
+                .max()
+                .into_scalar::<f32>()
+                < 1e-6
+        );
+        // With weights, an image scores differently among copies of itself.
+        let mut fine = fine;
+        let weights = fine.fine_to_logit.take().unwrap();
+        let [features, _] = weights.weight.dims();
+        fine.fine_to_logit = Some(Linear {
+            weight: Param::from_tensor(Tensor::ones([features, 1], &device)),
+            bias: None,
+        });
+        let among_varied = first_score(&fine, varied.clone());
+        let among_copies = first_score(&fine, copies);
+        assert!(
+            (among_varied - among_copies).abs() > 1e-3,
+            "the same image scored {among_varied} among varied images and {among_copies} among copies"
+        );
+        assert_eq!(fine.forward(varied.narrow(0, 0, 3)).dims(), [3]);
+        assert!(
+            small()
+                .with_fine_minibatch_stddev(Some(0))
+                .validate()
+                .is_err()
+        );
     }
 
     fn is_zero(conv: &Conv2d) -> bool {

@@ -367,9 +367,9 @@ pub fn evaluate(
 ) -> Result<Evaluation> {
     let held = (!held_out.is_empty()).then_some(held_out);
     let reference = Reference::new(train, held, count)?;
-    let latent_size = measured.config.latent_size();
+    let input_size = measured.config.input_size();
     let Measurement { swd, shared_detail } =
-        reference.measure(&measured.generator, None, latent_size, device)?;
+        reference.measure(&measured.generator, None, input_size, device)?;
     let shared_detail = SharedDetail {
         resolutions: swd.resolutions[..shared_detail.len()].to_vec(),
         generated: shared_detail,
@@ -425,8 +425,8 @@ pub fn nearest_check(
         !held_out.is_empty(),
         "no held-out images to compare with; use a larger --held-out-percent"
     );
-    let latent_size = measured.config.latent_size();
-    let generated = generated_images(&measured.generator, None, count, latent_size, device)?;
+    let input_size = measured.config.input_size();
+    let generated = generated_images(&measured.generator, None, count, input_size, device)?;
     let all: Vec<usize> = (0..train.len()).collect();
     let training = dataset_images(train, &all)?;
     let real_count = count.min(held_out.len());

@@ -53,9 +53,9 @@ pub fn read_config(run: &Path) -> Result<TrainConfig> {
 }
 
 /// Pixels of a generator's images for a fixed set of latents.
-fn probe(generator: &Generator, latent_size: usize, device: &Device) -> Result<Vec<f32>> {
+fn probe(generator: &Generator, input_size: usize, device: &Device) -> Result<Vec<f32>> {
     generator
-        .forward(latents_for_seeds(0, 16, latent_size, device))
+        .forward(latents_for_seeds(0, 16, input_size, device))
         .into_data()
         .convert::<f32>()
         .try_to_vec()
@@ -141,14 +141,14 @@ pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry>
         info!("refitted the lower stages' RGB heads (worst RMS error {error:.3})");
     }
 
-    let latent_size = config.model.latent_size();
-    let reference = probe(&generator, latent_size, device)?;
+    let input_size = config.model.input_size();
+    let reference = probe(&generator, input_size, device)?;
     let encode = |precision| -> Result<(Vec<u8>, f32)> {
         let bytes = encode_generator(&config.model, &generator, precision, device)
             .map_err(|e| anyhow::anyhow!(e))?;
         let loaded =
             decode_generator(&config.model, &bytes, device).map_err(|e| anyhow::anyhow!(e))?;
-        let error = max_abs_difference(&probe(&loaded, latent_size, device)?, &reference);
+        let error = max_abs_difference(&probe(&loaded, input_size, device)?, &reference);
         Ok((bytes, error))
     };
     let (precision, bytes, error) = match options.precision {
@@ -196,7 +196,8 @@ pub fn export(options: &ExportOptions, device: &Device) -> Result<ManifestEntry>
         name: options.name.clone(),
         arch: config.model.arch(),
         resolution: config.model.resolution(),
-        latent_size,
+        latent_size: config.model.latent_size(),
+        noise_size: config.model.noise_size(),
         format_version: FORMAT_VERSION,
         config: config.model.clone(),
         file,
@@ -280,11 +281,11 @@ pub fn convert(
         entry.standing_statistics = true;
         info!("{model}: batch norm statistics re-measured on its own outputs");
     }
-    let reference = probe(&generator, entry.latent_size, device)?;
+    let reference = probe(&generator, entry.input_size(), device)?;
     let bytes = encode_generator(&entry.config, &generator, precision, device)
         .map_err(|e| anyhow::anyhow!(e))?;
     let loaded = decode_generator(&entry.config, &bytes, device).map_err(|e| anyhow::anyhow!(e))?;
-    let error = max_abs_difference(&probe(&loaded, entry.latent_size, device)?, &reference);
+    let error = max_abs_difference(&probe(&loaded, entry.input_size(), device)?, &reference);
     if error > tolerance {
         bail!(
             "{model} as {precision:?} differs from its {:?} weights by {error:.4} in pixel value \
@@ -311,7 +312,7 @@ pub fn convert(
 pub fn sample(options: &SampleOptions, device: &Device) -> Result<()> {
     anyhow::ensure!(options.count > 0, "--count must be at least 1");
     let (entry, generator) = load_shipped(&options.assets, &options.model, device)?;
-    let latents = latents_for_seeds(options.seed, options.count, entry.latent_size, device);
+    let latents = latents_for_seeds(options.seed, options.count, entry.input_size(), device);
     let stages = entry.config.stages();
     if options.growth && stages == 1 {
         bail!(
@@ -392,6 +393,8 @@ mod tests {
     use crate::networks::Networks;
     use crate::train::{RunOptions, train};
     use crate::{checkpoint, data::Dataset};
+    use catgan_model::ModelConfig;
+    use catgan_model::resnet::ResnetConfig;
     use catgan_model::rng::SplitMix64;
 
     fn tiny_run(run: &Path) -> TrainConfig {
@@ -440,6 +443,79 @@ mod tests {
             }
         });
         all
+    }
+
+    #[test]
+    fn a_warm_start_with_noise_inputs_draws_what_the_shipped_generator_drew_then_learns_them() {
+        let first = tempfile::tempdir().unwrap();
+        let assets = tempfile::tempdir().unwrap();
+        let plain = ResnetConfig::new()
+            .with_latent_size(8)
+            .with_resolution(8)
+            .with_generator_width(4)
+            .with_discriminator_width(4)
+            .with_zero_init_branches(Some(false));
+        let base = TrainConfig {
+            model: ModelConfig::Resnet(plain.clone()),
+            ..TrainConfig::tiny_for_tests()
+        };
+        let base = tiny_run_of(first.path(), base);
+        let shipped = export_to(first.path(), assets.path(), Some(Precision::F32));
+        assert_eq!(shipped.noise_size, 0);
+        let file = assets.path().join(&shipped.file);
+        let bytes = std::fs::read(&file).unwrap();
+        let device = Device::flex();
+        let noisy = ModelConfig::Resnet(plain.with_noise_inputs(Some(true)));
+        let config = TrainConfig {
+            model: noisy.clone(),
+            warm_start: Some(crate::config::WarmStart {
+                model: "tiny".into(),
+                file,
+                sha256: shipped.sha256.clone(),
+                kimg: shipped.kimg,
+                training_seconds: shipped.training_seconds,
+                command: "the first run".into(),
+            }),
+            total_kimg: 0.016,
+            seed: 2,
+            ..base
+        };
+        let start = Networks::warm_started(&config, &bytes, &device).unwrap();
+        let (_, shipped_generator) = load_shipped(assets.path(), "tiny", &device).unwrap();
+        let inputs = latents_for_seeds(3, 4, noisy.input_size(), &device);
+        let drawn = shipped_generator
+            .forward(inputs.clone().narrow(1, 0, 8))
+            .into_data();
+        start
+            .ema
+            .forward(inputs.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&drawn, burn::tensor::Tolerance::absolute(1e-6));
+
+        // Trained on, the noise strengths leave zero, and the export says how much noise each
+        // input carries.
+        let run = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(run.path(), false).unwrap();
+        train_tiny(run.path(), &config).unwrap();
+        let exported = export_to(run.path(), assets.path(), Some(Precision::F32));
+        assert_eq!(exported.noise_size, 64);
+        assert_eq!(exported.input_size(), 72);
+        let (_, trained) = load_shipped(assets.path(), "tiny", &device).unwrap();
+        let other_noise = Tensor::cat(
+            vec![
+                inputs.clone().narrow(1, 0, 8),
+                latents_for_seeds(99, 4, 64, &device),
+            ],
+            1,
+        );
+        let change = (trained.forward(inputs) - trained.forward(other_noise))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(
+            change > 1e-5,
+            "the noise changes nothing after training ({change})"
+        );
     }
 
     #[test]
@@ -665,7 +741,7 @@ mod tests {
         .unwrap();
         let images = || {
             let (entry, generator) = load_shipped(assets.path(), "tiny", &device).unwrap();
-            probe(&generator, entry.latent_size, &device).unwrap()
+            probe(&generator, entry.input_size(), &device).unwrap()
         };
         let before = images();
 

@@ -86,8 +86,8 @@ struct TrainArgs {
     /// Start a new run from a shipped model: MODEL's weights (from the manifest in --assets)
     /// become the generator and its moving average, and the discriminator is new. This
     /// continues a model whose run folder is gone. The run takes MODEL's architecture and
-    /// sizes (only --discriminator-width and --minibatch-stddev may change; the discriminator
-    /// keeps MODEL's minibatch feature unless given). --kimg counts the run's own images;
+    /// sizes (only --discriminator-width, the minibatch features and --noise-inputs may change;
+    /// the discriminator keeps MODEL's minibatch features unless given). --kimg counts the run's own images;
     /// MODEL's kimg and hours come first on its curves, sample grids and export. For dcgan and
     /// resnet models.
     #[arg(long, value_name = "MODEL", conflicts_with = "resume")]
@@ -154,6 +154,19 @@ struct TrainArgs {
     /// [default: none; the Progressive GAN always has one].
     #[arg(long, value_name = "GROUP", conflicts_with = "resume")]
     minibatch_stddev: Option<usize>,
+    /// Resnet: a second minibatch standard deviation feature over groups of this many images,
+    /// taken after the discriminator's first block, where fine detail is still resolved, so
+    /// that it sees when generated cats share one fur texture (docs/MODELS.md). Allowed with
+    /// --init-generator [default: none].
+    #[arg(long, value_name = "GROUP", conflicts_with = "resume")]
+    fine_minibatch_stddev: Option<usize>,
+    /// Resnet: per-pixel noise inputs in every generator block, with learned strengths that
+    /// start at zero, so that fine detail can vary from cat to cat (docs/MODELS.md). With
+    /// --init-generator the shipped generator gains them and starts out drawing exactly what
+    /// it drew. A cat's noise follows its latent in the generator's input, so a seed still
+    /// names one cat [default: off].
+    #[arg(long, conflicts_with = "resume")]
+    noise_inputs: bool,
     /// Half-life of the generator's moving average, in thousands of images [default: 10; for
     /// progan a tenth of --fade-kimg, so the average keeps up with each newly grown stage]. On
     /// --resume, a new half-life from there on (for example longer, with lower learning rates
@@ -423,6 +436,46 @@ struct BenchArgs {
     common: Common,
 }
 
+/// The residual GAN's optional features, as given on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+struct ResnetFeatures {
+    minibatch_stddev: Option<usize>,
+    fine_minibatch_stddev: Option<usize>,
+    noise_inputs: bool,
+}
+
+impl ResnetFeatures {
+    fn from_args(args: &TrainArgs) -> Self {
+        Self {
+            minibatch_stddev: args.minibatch_stddev,
+            fine_minibatch_stddev: args.fine_minibatch_stddev,
+            noise_inputs: args.noise_inputs,
+        }
+    }
+
+    /// The first flag given, if any, for a message refusing them for another architecture.
+    fn given(&self) -> Option<&'static str> {
+        if self.minibatch_stddev.is_some() {
+            Some("--minibatch-stddev")
+        } else if self.fine_minibatch_stddev.is_some() {
+            Some("--fine-minibatch-stddev")
+        } else if self.noise_inputs {
+            Some("--noise-inputs")
+        } else {
+            None
+        }
+    }
+
+    /// Applies the features given to `config`, keeping its own where none is given.
+    fn apply(&self, config: &mut ResnetConfig) {
+        config.minibatch_stddev = self.minibatch_stddev.or(config.minibatch_stddev);
+        config.fine_minibatch_stddev = self.fine_minibatch_stddev.or(config.fine_minibatch_stddev);
+        if self.noise_inputs {
+            config.noise_inputs = Some(true);
+        }
+    }
+}
+
 fn model_config(
     arch: ArchArg,
     resolution: usize,
@@ -430,10 +483,12 @@ fn model_config(
     g: Option<usize>,
     d: Option<usize>,
     d_batch_norm: bool,
-    stddev: Option<usize>,
+    features: ResnetFeatures,
 ) -> Result<ModelConfig> {
-    if stddev.is_some() && arch != ArchArg::Resnet {
-        bail!("--minibatch-stddev is for the residual GAN (--arch resnet)");
+    if let Some(flag) = features.given()
+        && arch != ArchArg::Resnet
+    {
+        bail!("{flag} is for the residual GAN (--arch resnet)");
     }
     let config = match arch {
         ArchArg::Dcgan => {
@@ -448,8 +503,8 @@ fn model_config(
                 .with_resolution(resolution)
                 .with_discriminator_batch_norm(Some(d_batch_norm))
                 .with_zero_init_branches(Some(false))
-                .with_positional_head(Some(true))
-                .with_minibatch_stddev(stddev);
+                .with_positional_head(Some(true));
+            features.apply(&mut c);
             c.latent_size = latent.unwrap_or(c.latent_size);
             c.generator_width = g.unwrap_or(c.generator_width);
             c.discriminator_width = d.unwrap_or(c.discriminator_width);
@@ -468,13 +523,13 @@ fn model_config(
 }
 
 /// The model config and warm start of a run that starts from the shipped model `name`, with
-/// a discriminator `discriminator_width` wide and with a minibatch standard deviation feature
-/// over groups of `stddev` images, where given.
+/// a discriminator `discriminator_width` wide and the residual GAN's optional `features`,
+/// where given.
 fn warm_start_from(
     assets: &Path,
     name: &str,
     discriminator_width: Option<usize>,
-    stddev: Option<usize>,
+    features: ResnetFeatures,
 ) -> Result<(ModelConfig, Option<WarmStart>)> {
     let manifest = export::read_manifest(assets)?;
     let entry = manifest.entry(name)?;
@@ -484,14 +539,14 @@ fn warm_start_from(
     let mut model = entry.config.clone();
     match &mut model {
         ModelConfig::Dcgan(c) => {
-            if stddev.is_some() {
-                bail!("--minibatch-stddev is for the residual GAN, and {name} is a DCGAN");
+            if let Some(flag) = features.given() {
+                bail!("{flag} is for the residual GAN, and {name} is a DCGAN");
             }
             c.discriminator_width = discriminator_width.unwrap_or(c.discriminator_width)
         }
         ModelConfig::Resnet(c) => {
             c.discriminator_width = discriminator_width.unwrap_or(c.discriminator_width);
-            c.minibatch_stddev = stddev.or(c.minibatch_stddev);
+            features.apply(c);
         }
         ModelConfig::Progan(_) => bail!(
             "{name} is a progressive GAN, whose growth schedule a warm start cannot continue; \
@@ -620,7 +675,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                     &args.assets,
                     name,
                     args.discriminator_width,
-                    args.minibatch_stddev,
+                    ResnetFeatures::from_args(&args),
                 )?,
                 None => {
                     let model = model_config(
@@ -630,7 +685,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                         args.generator_width,
                         args.discriminator_width,
                         args.discriminator_norm == Norm::Batch,
-                        args.minibatch_stddev,
+                        ResnetFeatures::from_args(&args),
                     )?;
                     (model, None)
                 }
@@ -886,7 +941,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         args.generator_width,
         args.discriminator_width,
         true,
-        None,
+        ResnetFeatures::default(),
     )?;
     let result = catgan::bench::bench(&model, args.batch_size, args.steps, &chosen.device)?;
     let line = serde_json::json!({
@@ -1035,22 +1090,40 @@ mod tests {
         assert_eq!(args.init_generator.as_deref(), Some("resnet"));
         assert_eq!(args.discriminator_width, Some(48));
         assert_eq!(args.minibatch_stddev, Some(4));
-        let error = model_config(ArchArg::Dcgan, 64, None, None, None, true, Some(4));
+        let stddev = ResnetFeatures {
+            minibatch_stddev: Some(4),
+            ..Default::default()
+        };
+        let error = model_config(ArchArg::Dcgan, 64, None, None, None, true, stddev);
         assert!(error.unwrap_err().to_string().contains("residual"));
+        let noise = ResnetFeatures {
+            noise_inputs: true,
+            ..Default::default()
+        };
+        let error = model_config(ArchArg::Progan, 64, None, None, None, true, noise);
+        assert!(error.unwrap_err().to_string().contains("--noise-inputs"));
 
         // Reading the manifest: a progressive model is refused by name, a missing one too.
         let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
-        let error = warm_start_from(&assets, "progan", None, None).unwrap_err();
+        let none = ResnetFeatures::default();
+        let error = warm_start_from(&assets, "progan", None, none).unwrap_err();
         assert!(error.to_string().contains("progressive"), "{error}");
-        assert!(warm_start_from(&assets, "no-such-model", None, None).is_err());
-        let error = warm_start_from(&assets, "dcgan", None, Some(4)).unwrap_err();
+        assert!(warm_start_from(&assets, "no-such-model", None, none).is_err());
+        let error = warm_start_from(&assets, "dcgan", None, stddev).unwrap_err();
         assert!(error.to_string().contains("residual"), "{error}");
-        let (model, warm) = warm_start_from(&assets, "resnet", Some(48), Some(4)).unwrap();
+        let all = ResnetFeatures {
+            minibatch_stddev: Some(4),
+            fine_minibatch_stddev: Some(2),
+            noise_inputs: true,
+        };
+        let (model, warm) = warm_start_from(&assets, "resnet", Some(48), all).unwrap();
         let ModelConfig::Resnet(resnet) = model else {
             panic!("resnet's config became {model:?}");
         };
         assert_eq!(resnet.discriminator_width, 48);
         assert_eq!(resnet.minibatch_stddev, Some(4));
+        assert_eq!(resnet.fine_minibatch_stddev, Some(2));
+        assert_eq!(resnet.noise_inputs, Some(true));
         let warm = warm.unwrap();
         assert!(warm.kimg > 0.0 && warm.file.ends_with("resnet.bpk"));
     }

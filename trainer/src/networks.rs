@@ -27,6 +27,16 @@ pub struct Networks {
     pub optimizer_discriminator: ModuleOptimizer,
 }
 
+/// A residual model's config without its noise inputs; none for a model without them.
+fn without_noise(model: &ModelConfig) -> Option<ModelConfig> {
+    match model {
+        ModelConfig::Resnet(c) if c.noise_inputs == Some(true) => {
+            Some(ModelConfig::Resnet(c.clone().with_noise_inputs(None)))
+        }
+        _ => None,
+    }
+}
+
 fn adam(config: &TrainConfig) -> ModuleOptimizer {
     AdamConfig::new()
         .with_beta_1(config.beta1)
@@ -54,15 +64,36 @@ impl Networks {
 
     /// Fresh networks, except that the generator and its moving average start from serialised
     /// weights (a shipped model's file, int8 dequantised): a warm start. The discriminator is
-    /// new, seeded as in [`Networks::new`].
+    /// new, seeded as in [`Networks::new`]. A residual generator given noise inputs that the
+    /// shipped one lacks keeps every shipped weight and gains noise strengths of zero, so it
+    /// starts out drawing exactly what the shipped one drew.
     pub fn warm_started(config: &TrainConfig, weights: &[u8], device: &Device) -> Result<Self> {
         let mut networks = Self::new(config, device);
         let autodiff = device.clone().autodiff();
-        networks.generator = config
+        let record = || weights_record(weights).map_err(anyhow::Error::msg);
+        let misfit = |e| anyhow::anyhow!("the warm start's weights do not fit: {e}");
+        networks.generator = match config
             .model
             .init_generator(&autodiff)
-            .try_load_record(weights_record(weights).map_err(anyhow::Error::msg)?)
-            .map_err(|e| anyhow::anyhow!("the warm start's weights do not fit: {e}"))?;
+            .try_load_record(record()?)
+        {
+            Ok(generator) => generator,
+            Err(error) => {
+                let Some(shipped) = without_noise(&config.model) else {
+                    return Err(misfit(error));
+                };
+                // Strict for every shipped weight; only the noise strengths are new.
+                let loaded = shipped
+                    .init_generator(&autodiff)
+                    .try_load_record(record()?)
+                    .map_err(|_| misfit(error))?;
+                config
+                    .model
+                    .init_generator(&autodiff)
+                    .try_load_record(loaded.into_record().allow_partial(true))
+                    .map_err(misfit)?
+            }
+        };
         networks.ema = detached_copy(&config.model, &networks.generator, device).valid();
         Ok(networks)
     }
@@ -335,8 +366,7 @@ pub fn standing_statistics(
     for pass in 0..STANDING_PASSES {
         let training = copy(&autodiff).no_grad().map(&mut zeros());
         let first_seed = STANDING_SEED_BASE + (pass * STANDING_BATCH) as u64;
-        let latents =
-            latents_for_seeds(first_seed, STANDING_BATCH, config.latent_size(), &autodiff);
+        let latents = latents_for_seeds(first_seed, STANDING_BATCH, config.input_size(), &autodiff);
         drop(training.forward(latents));
         // `valid()` commits the pass's pending statistics.
         let measured = running_statistics(&training.valid());

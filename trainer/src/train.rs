@@ -82,10 +82,11 @@ pub(crate) fn train_step(
     } else {
         reals
     };
-    let latent_size = config.model.latent_size();
-    let mut latent = vec![0f32; batch * latent_size];
+    // The latents, each followed by its noise values where the generator takes noise.
+    let input_size = config.model.input_size();
+    let mut latent = vec![0f32; batch * input_size];
     SplitMix64::derived(config.seed, STREAM_LATENT, step).fill_normal(&mut latent);
-    let latent = Tensor::<2>::from_data(TensorData::new(latent, [batch, latent_size]), device);
+    let latent = Tensor::<2>::from_data(TensorData::new(latent, [batch, input_size]), device);
 
     // One generator pass serves both updates: detached for the discriminator's, live for the
     // generator's, which then sees the freshly updated discriminator.
@@ -426,7 +427,7 @@ pub fn train(
     state.device = options.device_name.clone();
     let autodiff = device.clone().autodiff();
     let mut plan = BatchPlan::new(config.seed, dataset.len());
-    let grid_latents = latents_for_seeds(0, config.grid_cells, config.model.latent_size(), device);
+    let grid_latents = latents_for_seeds(0, config.grid_cells, config.model.input_size(), device);
     let total_steps = config.total_steps();
     let end_step = options
         .stop_after_step
@@ -520,7 +521,7 @@ pub fn train(
         {
             let started = Instant::now();
             let growth = (config.model.stages() > 1).then_some(growth);
-            let measured = reference.measure(&shown, growth, config.model.latent_size(), device)?;
+            let measured = reference.measure(&shown, growth, config.model.input_size(), device)?;
             let swd = measured.swd;
             info!(
                 "SWD {:.2} (floor {:.2}, {} images, {:.1} s)",
@@ -878,6 +879,23 @@ mod tests {
                 .with_discriminator_width(4),
         );
         config.loss = crate::loss::Loss::Ralsgan;
+        check_exact_resume(&config);
+    }
+
+    #[test]
+    fn a_residual_run_with_noise_inputs_and_a_fine_minibatch_feature_resumes_exactly() {
+        let mut config = TrainConfig::tiny_for_tests();
+        config.model = ModelConfig::Resnet(
+            ResnetConfig::new()
+                .with_latent_size(8)
+                .with_resolution(8)
+                .with_generator_width(4)
+                .with_discriminator_width(4)
+                .with_zero_init_branches(Some(false))
+                .with_noise_inputs(Some(true))
+                .with_fine_minibatch_stddev(Some(2)),
+        );
+        assert_eq!(config.model.input_size(), 8 + 64);
         check_exact_resume(&config);
     }
 

@@ -134,7 +134,7 @@ pub fn latent(seed: u32, size: usize) -> Vec<f32> {
     latent_for_seed(seed as u64, size)
 }
 
-/// Generates `latents.len() / latent_size` cats with model `name`; returns their RGBA pixels,
+/// Generates `latents.len() / input_size` cats with model `name`; returns their RGBA pixels,
 /// image after image. With `stage`, a progressive model draws them at that stage's side
 /// (`4 << stage`) instead of its full resolution; other models ignore it.
 #[wasm_bindgen]
@@ -143,21 +143,21 @@ pub async fn generate(
     latents: Vec<f32>,
     stage: Option<u32>,
 ) -> Result<Vec<u8>, JsError> {
-    let (generator, device, latent_size) = with_engine(|engine| {
+    let (generator, device, input_size) = with_engine(|engine| {
         let (entry, generator) = engine
             .models
             .get(&name)
             .ok_or_else(|| format!("model '{name}' is not loaded"))?;
-        Ok((generator.clone(), engine.device.clone(), entry.latent_size))
+        Ok((generator.clone(), engine.device.clone(), entry.input_size()))
     })?;
-    if latents.is_empty() || !latents.len().is_multiple_of(latent_size) {
+    if latents.is_empty() || !latents.len().is_multiple_of(input_size) {
         return Err(JsError::new(&format!(
-            "{} latent values are not a whole number of latents of size {latent_size}",
+            "{} latent values are not a whole number of inputs of size {input_size}",
             latents.len()
         )));
     }
-    let count = latents.len() / latent_size;
-    let input = Tensor::<2>::from_data(TensorData::new(latents, [count, latent_size]), &device);
+    let count = latents.len() / input_size;
+    let input = Tensor::<2>::from_data(TensorData::new(latents, [count, input_size]), &device);
     let images = match (stage, generator.as_progan()) {
         (Some(stage), Some(progan)) => {
             let stage = stage as usize;

@@ -11,9 +11,9 @@ const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'modu
 
 const state = {
   models: [], model: null, seed: 0, cat: 0, psi: 1, edits: new Map(), page: 0,
-  morphSeed: null, morphT: 0, latentSize: 0,
+  morphSeed: null, morphT: 0, latentSize: 0, inputSize: 0,
 };
-const latentCache = new Map(); // seed -> Float32Array
+const latentCache = new Map(); // seed -> Float32Array: the latent, then any noise values
 let nextId = 1;
 
 // ---- share links -------------------------------------------------------------------------
@@ -103,17 +103,28 @@ function request(type, fields) {
 async function latentsFor(seeds) {
   const missing = seeds.filter((s) => !latentCache.has(s));
   if (missing.length) {
-    const { latents } = await request('latents', { seeds: missing, size: state.latentSize });
+    const { latents } = await request('latents', { seeds: missing, size: state.inputSize });
     missing.forEach((s, i) => latentCache.set(s, Float32Array.from(latents[i])));
   }
   return seeds.map((s) => latentCache.get(s));
 }
 
+// Truncation scales the latent; a model's noise values (the fur's run), which follow it, stay.
+function truncated(z) {
+  return Float32Array.from(z, (v, i) => (i < state.latentSize ? v * state.psi : v));
+}
+
 function edited(base) {
   const z = Float32Array.from(base);
-  for (const [d, v] of state.edits) if (d < z.length) z[d] += v;
-  for (let i = 0; i < z.length; i++) z[i] *= state.psi;
-  return z;
+  for (const [d, v] of state.edits) if (d < state.latentSize) z[d] += v;
+  return truncated(z);
+}
+
+// Morphs latent and noise values each along their own great circle.
+function morph(a, b, t) {
+  const n = state.latentSize;
+  if (a.length === n) return slerp(a, b, t);
+  return concat([slerp(a.subarray(0, n), b.subarray(0, n), t), slerp(a.subarray(n), b.subarray(n), t)]);
 }
 
 function slerp(a, b, t) {
@@ -148,7 +159,7 @@ function draw(canvas, pixels, index, side) {
 async function renderGrid() {
   const seeds = Array.from({ length: GRID }, (_, i) => (state.seed + i) >>> 0);
   const latents = await latentsFor(seeds);
-  generate('grid', concat(latents.map((z) => Float32Array.from(z, (v) => v * state.psi))), (m) => {
+  generate('grid', concat(latents.map(truncated)), (m) => {
     const cells = $('grid').querySelectorAll('canvas');
     cells.forEach((c, i) => draw(c, m.pixels, i, m.side));
     $('timing').textContent = `${m.count} cats in ${m.ms.toFixed(0)} ms`;
@@ -164,7 +175,7 @@ async function currentLatent() {
   let z = edited(base);
   if (state.morphSeed !== null) {
     const [other] = await latentsFor([state.morphSeed]);
-    z = slerp(z, Float32Array.from(other, (v) => v * state.psi), state.morphT);
+    z = morph(z, truncated(other), state.morphT);
   }
   return z;
 }
@@ -345,6 +356,7 @@ async function switchModel(name, { quiet = false } = {}) {
   $('model').value = name;
   state.model = name;
   state.latentSize = entry.latent_size;
+  state.inputSize = entry.latent_size + (entry.noise_size || 0);
   latentCache.clear();
   $('model-info').textContent = `${entry.arch}, ${entry.resolution}×${entry.resolution}, ` +
     `${(entry.bytes / 1e6).toFixed(1)} MB ${entry.precision}, trained ${entry.kimg.toFixed(0)} kimg`;

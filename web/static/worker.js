@@ -185,7 +185,7 @@ async function generate(message) {
   const growing = entry.arch === 'progan' && Number.isInteger(message.stage);
   post({
     type: 'images', id: message.id, channel: message.channel, name: message.name,
-    count: message.latents.length / entry.latent_size,
+    count: message.latents.length / (entry.latent_size + (entry.noise_size || 0)),
     side: growing ? 4 << message.stage : entry.resolution,
     pixels, ms: performance.now() - started,
   }, [pixels.buffer]);
