@@ -251,6 +251,7 @@ pub struct TickStats {
 }
 
 /// Keeps only the stats lines up to `step` (those after a checkpoint are redone on resume).
+/// The file is replaced whole, so a run killed while this rewrites it keeps its history.
 fn truncate_stats(path: &Path, step: u64) -> Result<()> {
     if !path.exists() {
         return Ok(());
@@ -265,7 +266,7 @@ fn truncate_stats(path: &Path, step: u64) -> Result<()> {
         })
         .map(|line| format!("{line}\n"))
         .collect();
-    std::fs::write(path, kept).with_context(|| format!("cannot rewrite {}", path.display()))
+    crate::export::write_atomic(path, kept.as_bytes())
 }
 
 /// Where a run stands after [`train`].
