@@ -306,6 +306,58 @@ test('a progressive model shows the same cat at every stage, as `catgan sample -
   await page.close();
 });
 
+// A site whose only model takes noise inputs: a tiny residual GAN trained for a few steps on
+// cats drawn by a shipped model, exported into a copy of the site under the scratch folder.
+test('a model with noise inputs draws the native cat for a seed, and its morph and truncation work', async (t) => {
+  const site = path.join(scratch, 'noise-site');
+  for (const file of fs.readdirSync(SITE)) {
+    if (file !== 'assets') fs.cpSync(path.join(SITE, file), path.join(site, file), { recursive: true });
+  }
+  const cats = path.join(scratch, 'noise-cats');
+  fs.mkdirSync(cats);
+  const shipped = models()[0];
+  for (let seed = 0; seed < 8; seed++) {
+    execFileSync(CATGAN, ['sample', '--model', shipped, '--seed', String(seed), '--count', '1', '--device', 'cpu',
+      '--assets', path.join(SITE, 'assets'), '--out', path.join(cats, `${seed}.png`)], { stdio: 'ignore' });
+  }
+  const run = path.join(scratch, 'noise-run');
+  execFileSync(CATGAN, ['train', '--data', cats, '--out', run, '--arch', 'resnet', '--noise-inputs',
+    '--resolution', '16', '--generator-width', '4', '--discriminator-width', '4', '--latent-size', '8',
+    '--batch-size', '4', '--kimg', '0.016', '--tick-kimg', '0.008', '--swd-kimg', '0', '--lr-generator', '0.05',
+    '--no-progress', '--device', 'cpu'], { stdio: 'ignore' });
+  const assets = path.join(site, 'assets');
+  execFileSync(CATGAN, ['export', run, '--name', 'noisy', '--assets', assets, '--precision', 'f32',
+    '--device', 'cpu'], { stdio: 'ignore' });
+  const entry = JSON.parse(fs.readFileSync(path.join(assets, 'manifest.json'))).models[0];
+  assert.equal(entry.noise_size, 64 + 256);
+  execFileSync(CATGAN, ['sample', '--model', 'noisy', '--seed', '4242', '--count', '1', '--device', 'cpu',
+    '--assets', assets, '--out', path.join(scratch, 'noisy.png')], { stdio: 'ignore' });
+
+  const { page, errors } = await open('scratch/noise-site/index.html#backend=cpu&seed=4242&cat=0');
+  await drawn(page, 'editorDrawn');
+  assert.equal(await page.evaluate(() => [catgan.state.latentSize, catgan.state.inputSize].join()), '8,328');
+  const [shown] = await pixels(page, '#editor');
+  const worst = maxDiff(shown, await png(page, 'noisy.png'));
+  t.diagnostic(`largest pixel difference from native: ${worst}/255`);
+  assert.ok(worst <= TOLERANCE, `pixels differ by ${worst}`);
+  // One slider per latent value, none for the noise.
+  assert.match(await page.textContent('#page-label'), /of 8$/);
+  // Truncation and a morph toward another seed redraw the cat without errors.
+  const before = Number(await page.evaluate(() => document.body.dataset.editorDrawn));
+  await page.evaluate(() => { const psi = document.getElementById('psi'); psi.value = '0.5'; psi.dispatchEvent(new Event('input')); });
+  await drawn(page, 'editorDrawn', before + 1);
+  const [truncated] = await pixels(page, '#editor');
+  assert.ok(maxDiff(truncated, shown) > 0, 'truncation changed nothing');
+  assert.deepEqual(errors, []);
+  await page.close();
+  const morphing = await open('scratch/noise-site/index.html#backend=cpu&seed=4242&cat=0&psi=0.50&b=7&t=0.50');
+  await drawn(morphing.page, 'editorDrawn');
+  const [morphed] = await pixels(morphing.page, '#editor');
+  assert.ok(maxDiff(morphed, truncated) > 0, 'the morph changed nothing');
+  assert.deepEqual(morphing.errors, []);
+  await morphing.page.close();
+});
+
 test('a share link reproduces the edited cat', async () => {
   const { page, errors } = await open('ok/index.html#backend=cpu&seed=99&cat=3&psi=0.80&e=2:1.50,7:-2.00');
   await drawn(page, 'editorDrawn');
