@@ -457,6 +457,33 @@ mod tests {
             .with_discriminator_width(4)
     }
 
+    /// A config written before any of the options existed.
+    fn old_config() -> ResnetConfig {
+        let json =
+            r#"{"latent_size":8,"resolution":16,"generator_width":4,"discriminator_width":4}"#;
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// Without batch norm an image's score can depend on its batch only through the minibatch
+    /// features.
+    fn batch_independent() -> ResnetConfig {
+        small()
+            .with_discriminator_batch_norm(Some(false))
+            .with_positional_head(Some(true))
+    }
+
+    /// Four different images, and four copies of the first.
+    fn varied_and_copies(device: &Device) -> (Tensor<4>, Tensor<4>) {
+        let varied = noise([4, 3, 16, 16], device);
+        let copies = varied.clone().narrow(0, 0, 1).repeat_dim(0, 4);
+        (varied, copies)
+    }
+
+    /// The score of a batch's first image.
+    fn first_score(d: &ResnetDiscriminator, batch: Tensor<4>) -> f32 {
+        d.forward(batch).narrow(0, 0, 1).into_scalar::<f32>()
+    }
+
     fn gap(a: Tensor<4>, b: Tensor<4>) -> f32 {
         (a - b).abs().max().into_scalar::<f32>()
     }
@@ -506,9 +533,7 @@ mod tests {
             let d_zero: Vec<bool> = d.blocks.iter().map(|b| is_zero(&b.conv2)).collect();
             (g_zero, d_zero)
         };
-        let old =
-            r#"{"latent_size":8,"resolution":16,"generator_width":4,"discriminator_width":4}"#;
-        let old: ResnetConfig = serde_json::from_str(old).unwrap();
+        let old = old_config();
         assert_eq!(zeroed(&old), (vec![true, true], vec![false, true]));
         let new = small().with_zero_init_branches(Some(false));
         assert_eq!(zeroed(&new), (vec![false, false], vec![false, false]));
@@ -527,9 +552,7 @@ mod tests {
         let images = noise([3, 3, 16, 16], &device);
         assert_eq!(positional.forward(images).dims(), [3]);
         // Configs written before the option existed keep the summed head they were trained with.
-        let old =
-            r#"{"latent_size":8,"resolution":16,"generator_width":4,"discriminator_width":4}"#;
-        let old: ResnetConfig = serde_json::from_str(old).unwrap();
+        let old = old_config();
         assert_eq!(
             old.init_discriminator(&device).to_logit.weight.dims(),
             [8, 1]
@@ -539,16 +562,8 @@ mod tests {
     #[test]
     fn minibatch_stddev_lets_the_discriminator_see_a_batch_of_copies() {
         let device = Device::flex();
-        // Without batch norm an image's score can depend on its batch only through the
-        // minibatch feature.
-        let config = small()
-            .with_discriminator_batch_norm(Some(false))
-            .with_positional_head(Some(true));
-        let varied = noise([4, 3, 16, 16], &device);
-        let copies = varied.clone().narrow(0, 0, 1).repeat_dim(0, 4);
-        let first_score = |d: &ResnetDiscriminator, batch: Tensor<4>| -> f32 {
-            d.forward(batch).narrow(0, 0, 1).into_scalar::<f32>()
-        };
+        let config = batch_independent();
+        let (varied, copies) = varied_and_copies(&device);
 
         let plain = config.init_discriminator(&device);
         let alone = first_score(&plain, varied.clone());
@@ -570,9 +585,7 @@ mod tests {
         assert_eq!(grouped.forward(varied.narrow(0, 0, 3)).dims(), [3]);
 
         // Configs written before the option existed have no such feature; a zero group is refused.
-        let old =
-            r#"{"latent_size":8,"resolution":16,"generator_width":4,"discriminator_width":4}"#;
-        let old: ResnetConfig = serde_json::from_str(old).unwrap();
+        let old = old_config();
         assert_eq!(old.minibatch_stddev, None);
         assert!(small().with_minibatch_stddev(Some(0)).validate().is_err());
     }
@@ -613,23 +626,15 @@ mod tests {
         assert!(gap(a.clone(), strong.forward(other_noise)) > 1e-3);
         assert!(gap(a, strong.forward(inputs)) < 1e-6);
         // Configs written before the option existed have no noise.
-        let old =
-            r#"{"latent_size":8,"resolution":16,"generator_width":4,"discriminator_width":4}"#;
-        let old: ResnetConfig = serde_json::from_str(old).unwrap();
+        let old = old_config();
         assert_eq!((old.noise_inputs, old.noise_size()), (None, 0));
     }
 
     #[test]
     fn fine_minibatch_stddev_starts_silent_and_sees_a_batch_of_copies() {
         let device = Device::flex();
-        let config = small()
-            .with_discriminator_batch_norm(Some(false))
-            .with_positional_head(Some(true));
-        let varied = noise([4, 3, 16, 16], &device);
-        let copies = varied.clone().narrow(0, 0, 1).repeat_dim(0, 4);
-        let first_score = |d: &ResnetDiscriminator, batch: Tensor<4>| -> f32 {
-            d.forward(batch).narrow(0, 0, 1).into_scalar::<f32>()
-        };
+        let config = batch_independent();
+        let (varied, copies) = varied_and_copies(&device);
         let fine = config
             .clone()
             .with_fine_minibatch_stddev(Some(4))
@@ -733,9 +738,7 @@ mod tests {
                 .all(|b| b.norm1.is_none() && b.norm2.is_none())
         );
         // A config written before the option existed reads as it was trained: without.
-        let old =
-            r#"{"latent_size":8,"resolution":16,"generator_width":4,"discriminator_width":4}"#;
-        let parsed: ResnetConfig = serde_json::from_str(old).unwrap();
+        let parsed = old_config();
         assert_eq!(parsed.discriminator_batch_norm, None);
         assert!(parsed.init_discriminator(&device).blocks[1].norm1.is_none());
     }

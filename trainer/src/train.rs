@@ -869,16 +869,19 @@ mod tests {
         check_exact_resume(&config);
     }
 
+    /// An 8x8 residual GAN of width 4.
+    fn tiny_resnet() -> ResnetConfig {
+        ResnetConfig::new()
+            .with_latent_size(8)
+            .with_resolution(8)
+            .with_generator_width(4)
+            .with_discriminator_width(4)
+    }
+
     #[test]
     fn a_residual_run_resumes_exactly() {
         let mut config = TrainConfig::tiny_for_tests();
-        config.model = ModelConfig::Resnet(
-            ResnetConfig::new()
-                .with_latent_size(8)
-                .with_resolution(8)
-                .with_generator_width(4)
-                .with_discriminator_width(4),
-        );
+        config.model = ModelConfig::Resnet(tiny_resnet());
         config.loss = crate::loss::Loss::Ralsgan;
         check_exact_resume(&config);
     }
@@ -887,11 +890,7 @@ mod tests {
     fn a_residual_run_with_noise_inputs_and_a_fine_minibatch_feature_resumes_exactly() {
         let mut config = TrainConfig::tiny_for_tests();
         config.model = ModelConfig::Resnet(
-            ResnetConfig::new()
-                .with_latent_size(8)
-                .with_resolution(8)
-                .with_generator_width(4)
-                .with_discriminator_width(4)
+            tiny_resnet()
                 .with_zero_init_branches(Some(false))
                 .with_noise_inputs(Some(true))
                 .with_fine_minibatch_stddev(Some(2)),
