@@ -53,31 +53,34 @@ pub fn pixel_norm(x: Tensor<4>) -> Tensor<4> {
 /// A batch smaller than the group makes one group; a larger batch that the group size does not
 /// divide (the last of a scoring pass) is grouped by their greatest common divisor.
 pub fn minibatch_stddev(x: Tensor<4>, group: usize) -> Tensor<4> {
-    let [batch, channels, height, width] = x.dims();
-    let group = group_size(batch, group);
-    let groups = batch / group;
-    // Image i belongs to group i % groups, as in the paper's reference code.
-    let grouped = x.clone().reshape([group, groups, channels, height, width]);
-    let centred = grouped.clone() - grouped.mean_dim(0);
-    let deviation = centred
-        .powi_scalar(2)
-        .mean_dim(0)
-        .add_scalar(EPSILON)
-        .sqrt();
-    let per_group = deviation
-        .reshape([groups, channels * height * width])
+    let [batch, _, height, width] = x.dims();
+    // Every feature has as many positions, so the mean of the per-feature means is the mean
+    // over features and positions.
+    let feature = feature_deviations(x.clone(), group)
         .mean_dim(1)
-        .reshape([1, groups, 1, 1, 1]);
-    let feature = per_group
-        .expand([group, groups, 1, height, width])
-        .reshape([batch, 1, height, width]);
+        .reshape([batch, 1, 1, 1])
+        .expand([batch, 1, height, width]);
     Tensor::cat(vec![x, feature], 1)
 }
 
-/// The group size a minibatch feature over groups of `group` uses for a batch of `batch`
-/// images: the whole batch where it is smaller, else the greatest common divisor of the two.
-pub(crate) fn group_size(batch: usize, group: usize) -> usize {
-    gcd(batch, group.min(batch).max(1))
+/// Per image, each feature's standard deviation across the image's group, averaged over
+/// positions: `[batch, channels]`. Groups are formed as in [`minibatch_stddev`].
+pub fn feature_deviations(x: Tensor<4>, group: usize) -> Tensor<2> {
+    let [batch, channels, height, width] = x.dims();
+    let group = gcd(batch, group.min(batch).max(1));
+    let groups = batch / group;
+    // Image i belongs to group i % groups, as in the paper's reference code.
+    let grouped = x.reshape([group, groups, channels, height * width]);
+    let centred = grouped.clone() - grouped.mean_dim(0);
+    centred
+        .powi_scalar(2)
+        .mean_dim(0)
+        .add_scalar(EPSILON)
+        .sqrt()
+        .mean_dim(3)
+        .reshape([1, groups, channels])
+        .expand([group, groups, channels])
+        .reshape([batch, channels])
 }
 
 fn gcd(a: usize, b: usize) -> usize {

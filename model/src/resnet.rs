@@ -11,7 +11,7 @@
 //! over the image, and those runs drew axis-aligned bars and textures but never a face (see
 //! docs/MODELS.md).
 
-use crate::blocks::{downsample, minibatch_stddev, upsample};
+use crate::blocks::{downsample, feature_deviations, minibatch_stddev, upsample};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -191,7 +191,6 @@ impl ResnetConfig {
             .collect();
         let last = self.generator_channels(self.blocks());
         ResnetGenerator {
-            latent_size: self.latent_size,
             project: LinearConfig::new(self.latent_size, first * 16)
                 .with_initializer(Initializer::XavierUniform { gain: 1.0 })
                 .init(device),
@@ -289,7 +288,6 @@ impl UpResBlock {
 /// [-1, 1], where the input is the latent followed, with noise inputs, by the noise maps.
 #[derive(Module, Debug)]
 pub struct ResnetGenerator {
-    latent_size: usize,
     project: Linear,
     blocks: Vec<UpResBlock>,
     norm: BatchNorm,
@@ -301,11 +299,12 @@ impl ResnetGenerator {
     /// noise inputs: see [`ResnetConfig::noise_size`]).
     pub fn forward(&self, input: Tensor<2>) -> Tensor<4> {
         let [batch, _] = input.dims();
-        let latent = input.clone().narrow(1, 0, self.latent_size);
+        let [latent_size, _] = self.project.weight.dims();
+        let latent = input.clone().narrow(1, 0, latent_size);
         let projected = self.project.forward(latent);
         let [_, features] = projected.dims();
         let mut x = projected.reshape([batch, features / 16, 4, 4]);
-        let mut offset = self.latent_size;
+        let mut offset = latent_size;
         for block in &self.blocks {
             let noise = block.noise_strength.as_ref().map(|_| {
                 let [_, _, side, _] = x.dims();
@@ -421,26 +420,6 @@ impl ResnetDiscriminator {
             None => logit.reshape([batch]),
         }
     }
-}
-
-/// Per image, the mean over positions of each feature's standard deviation across the image's
-/// group (images `i`, `i + groups`, ... as in [`minibatch_stddev`]): `[batch, features]`.
-fn feature_deviations(x: Tensor<4>, group: usize) -> Tensor<2> {
-    let [batch, channels, height, width] = x.dims();
-    let group = crate::blocks::group_size(batch, group);
-    let groups = batch / group;
-    let grouped = x.reshape([group, groups, channels, height * width]);
-    let centred = grouped.clone() - grouped.mean_dim(0);
-    let deviation = centred
-        .powi_scalar(2)
-        .mean_dim(0)
-        .add_scalar(1e-8)
-        .sqrt()
-        .mean_dim(3)
-        .reshape([1, groups, channels]);
-    deviation
-        .expand([group, groups, channels])
-        .reshape([batch, channels])
 }
 
 #[cfg(test)]
