@@ -209,4 +209,20 @@ impl Discriminator {
             other => other.forward(images),
         }
     }
+
+    /// Scores augmented images at `growth`. Where given, `texture` is the same batch before
+    /// it was shifted, from which the residual discriminator takes its fine minibatch feature
+    /// ([`ResnetDiscriminator::forward_with_texture`]); the other architectures have no such
+    /// feature and ignore it.
+    pub fn forward_training(
+        &self,
+        images: Tensor<4>,
+        texture: Option<Tensor<4>>,
+        growth: Growth,
+    ) -> Tensor<1> {
+        match self {
+            Discriminator::Resnet(d) => d.forward_with_texture(images, texture),
+            other => other.forward_growing(images, growth),
+        }
+    }
 }

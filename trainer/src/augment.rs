@@ -74,11 +74,37 @@ pub fn policy_name(policy: &[Augment]) -> String {
 /// `images` (`[n, channels, height, width]`, values in [-1, 1]) through every transformation of
 /// `policy`, in order, with fresh random parameters per image.
 pub fn augment(images: Tensor<4>, policy: &[Augment], rng: &mut SplitMix64) -> Tensor<4> {
-    policy.iter().fold(images, |images, augment| match augment {
+    policy
+        .iter()
+        .fold(images, |images, &augment| apply(images, augment, rng))
+}
+
+/// As [`augment`], with the same random draws, and also the batch as it was just before its
+/// translation (through the transformations listed before it): the view in which a detail
+/// drawn in the same place in every image is still in the same place. Without translation in
+/// `policy` the two are the same.
+pub fn augment_keeping_untranslated(
+    images: Tensor<4>,
+    policy: &[Augment],
+    rng: &mut SplitMix64,
+) -> (Tensor<4>, Tensor<4>) {
+    let mut untranslated = None;
+    let augmented = policy.iter().fold(images, |images, &augment| {
+        if augment == Augment::Translation {
+            untranslated = Some(images.clone());
+        }
+        apply(images, augment, rng)
+    });
+    let untranslated = untranslated.unwrap_or_else(|| augmented.clone());
+    (augmented, untranslated)
+}
+
+fn apply(images: Tensor<4>, augment: Augment, rng: &mut SplitMix64) -> Tensor<4> {
+    match augment {
         Augment::Color => color(images, rng),
         Augment::Translation => translate(images, rng),
         Augment::Cutout => cutout(images, rng),
-    })
+    }
 }
 
 /// One uniform draw in `[low, high)` per image, shaped `[n, 1, 1, 1]`.
@@ -294,6 +320,30 @@ mod tests {
             levels.windows(2).any(|w| (w[0] - w[1]).abs() > 1e-3),
             "every image got the same change: {levels:?}"
         );
+    }
+
+    #[test]
+    fn the_untranslated_view_is_the_batch_before_its_shift() {
+        let device = Device::flex();
+        let images = || ramp(4, 16, &device);
+        let full = parse_policy("color,translation,cutout").unwrap();
+        let (augmented, untranslated) =
+            augment_keeping_untranslated(images(), &full, &mut SplitMix64::new(7));
+        // The same draws as augment: the augmented batch is unchanged by keeping the view.
+        assert_eq!(
+            values(augmented),
+            values(augment(images(), &full, &mut SplitMix64::new(7)))
+        );
+        // The view is the colour change alone, with the same parameters.
+        let colour = parse_policy("color").unwrap();
+        assert_eq!(
+            values(untranslated),
+            values(augment(images(), &colour, &mut SplitMix64::new(7)))
+        );
+        // Without translation, the view is the augmented batch itself.
+        let (augmented, untranslated) =
+            augment_keeping_untranslated(images(), &colour, &mut SplitMix64::new(7));
+        assert_eq!(values(augmented), values(untranslated));
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub fn bench(
         augment: Vec::new(),
         warm_start: None,
         discriminator_warmup_kimg: 0.0,
+        fine_stddev_untranslated: false,
     };
     let autodiff = device.clone().autodiff();
     let mut networks = Networks::new(&config, device);

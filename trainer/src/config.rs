@@ -74,6 +74,11 @@ pub struct TrainConfig {
     /// warm-started generator before the generator learns from it.
     #[serde(default)]
     pub discriminator_warmup_kimg: f64,
+    /// Residual GANs with a fine minibatch feature: that feature reads each batch as it was
+    /// before translation augmentation shifted it, so that a texture drawn in the same place
+    /// in every generated cat stays visible to it (docs/MODELS.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fine_stddev_untranslated: bool,
 }
 
 /// Where a warm-started run's generator came from. Its images and hours count toward the
@@ -164,6 +169,7 @@ impl TrainConfig {
             augment: Vec::new(),
             warm_start: None,
             discriminator_warmup_kimg: 0.0,
+            fine_stddev_untranslated: false,
         }
     }
 

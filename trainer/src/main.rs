@@ -160,6 +160,14 @@ struct TrainArgs {
     /// --init-generator [default: none].
     #[arg(long, value_name = "GROUP", conflicts_with = "resume")]
     fine_minibatch_stddev: Option<usize>,
+    /// Resnet with a fine minibatch feature: which images that feature reads. With
+    /// `untranslated` it reads each batch as it was before --augment's translation shifted it,
+    /// so a texture drawn in the same place in every generated cat stays in the same place for
+    /// it, while the rest of the discriminator still judges shifted cats (docs/MODELS.md).
+    /// Costs one more pass through the discriminator's first block [default: augmented]. On
+    /// --resume, a new view from there on.
+    #[arg(long, value_enum, value_name = "VIEW")]
+    fine_stddev_view: Option<FineView>,
     /// Resnet: per-pixel noise inputs in every generator block, with learned strengths that
     /// start at zero, so that fine detail can vary from cat to cat (docs/MODELS.md). With
     /// --init-generator the shipped generator gains them and starts out drawing exactly what
@@ -215,6 +223,15 @@ struct Policy(Vec<Augment>);
 
 fn parse_augment(text: &str) -> Result<Policy, String> {
     augment::parse_policy(text).map(Policy)
+}
+
+/// Which images the residual discriminator's fine minibatch feature reads.
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum FineView {
+    /// The batch as the rest of the discriminator sees it, augmentation and all.
+    Augmented,
+    /// The same batch before translation augmentation shifted it.
+    Untranslated,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
@@ -436,6 +453,18 @@ struct BenchArgs {
     common: Common,
 }
 
+/// Refuses an untranslated view for a discriminator without the fine feature that reads it.
+fn check_fine_view(model: &ModelConfig, untranslated: bool) -> Result<()> {
+    let has_fine = matches!(model, ModelConfig::Resnet(c) if c.fine_minibatch_stddev.is_some());
+    if untranslated && !has_fine {
+        bail!(
+            "--fine-stddev-view untranslated is for a residual discriminator with a fine \
+             minibatch feature (--arch resnet --fine-minibatch-stddev GROUP)"
+        );
+    }
+    Ok(())
+}
+
 /// The residual GAN's optional features, as given on the command line.
 #[derive(Debug, Clone, Copy, Default)]
 struct ResnetFeatures {
@@ -646,6 +675,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
             if let Some(Policy(policy)) = &args.augment {
                 config.augment = policy.clone();
             }
+            if let Some(view) = args.fine_stddev_view {
+                config.fine_stddev_untranslated = view == FineView::Untranslated;
+            }
+            check_fine_view(&config.model, config.fine_stddev_untranslated)?;
             config.ema_kimg = args.ema_kimg.unwrap_or(config.ema_kimg);
             config.discriminator_warmup_kimg = args
                 .discriminator_warmup_kimg
@@ -653,12 +686,17 @@ fn run_train(args: TrainArgs) -> Result<()> {
             if config != before {
                 info!(
                     "resuming with {} kimg in all, learning rates {} (generator) and {} \
-                     (discriminator), augmentation {}, moving average half-life {} kimg, \
+                     (discriminator), augmentation {}{}, moving average half-life {} kimg, \
                      discriminator alone until {} kimg",
                     config.total_kimg,
                     config.learning_rate_generator,
                     config.learning_rate_discriminator,
                     augment::policy_name(&config.augment),
+                    if config.fine_stddev_untranslated {
+                        " (the fine minibatch feature reads the untranslated batch)"
+                    } else {
+                        ""
+                    },
                     config.ema_kimg,
                     config.discriminator_warmup_kimg
                 );
@@ -741,8 +779,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 augment: args.augment.clone().map(|p| p.0).unwrap_or_default(),
                 warm_start,
                 discriminator_warmup_kimg: warmup,
+                fine_stddev_untranslated: args.fine_stddev_view == Some(FineView::Untranslated),
                 model,
             };
+            check_fine_view(&config.model, config.fine_stddev_untranslated)?;
             anyhow::ensure!(config.batch_size > 0, "--batch-size must be at least 1");
             anyhow::ensure!(config.tick_kimg > 0.0, "--tick-kimg must be positive");
             anyhow::ensure!(
@@ -1126,6 +1166,45 @@ mod tests {
         assert_eq!(resnet.noise_inputs, Some(true));
         let warm = warm.unwrap();
         assert!(warm.kimg > 0.0 && warm.file.ends_with("resnet.bpk"));
+    }
+
+    #[test]
+    fn the_untranslated_fine_view_needs_a_fine_feature_and_may_change_on_resume() {
+        let resumed = Cli::try_parse_from([
+            "catgan",
+            "train",
+            "--resume",
+            "r",
+            "--fine-stddev-view",
+            "untranslated",
+        ]);
+        let Ok(Cli {
+            command: Command::Train(args),
+        }) = resumed
+        else {
+            panic!("a new view on --resume was refused");
+        };
+        assert_eq!(args.fine_stddev_view, Some(FineView::Untranslated));
+        let fine = ResnetFeatures {
+            fine_minibatch_stddev: Some(4),
+            ..Default::default()
+        };
+        let resnet = |features| model_config(ArchArg::Resnet, 64, None, None, None, true, features);
+        assert!(check_fine_view(&resnet(fine).unwrap(), true).is_ok());
+        let plain = resnet(ResnetFeatures::default()).unwrap();
+        assert!(check_fine_view(&plain, false).is_ok());
+        let error = check_fine_view(&plain, true).unwrap_err().to_string();
+        assert!(error.contains("--fine-minibatch-stddev"), "{error}");
+        let dcgan = model_config(
+            ArchArg::Dcgan,
+            64,
+            None,
+            None,
+            None,
+            true,
+            ResnetFeatures::default(),
+        );
+        assert!(check_fine_view(&dcgan.unwrap(), true).is_err());
     }
 
     #[test]

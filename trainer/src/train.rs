@@ -5,7 +5,7 @@
 //! optimiser moments, the EMA generator, counters) is in each checkpoint, so a resumed run
 //! continues exactly where the checkpoint left it.
 
-use crate::augment::augment;
+use crate::augment::{augment, augment_keeping_untranslated};
 use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::data::{self, BatchPlan, Dataset, LoadOptions};
@@ -100,12 +100,22 @@ pub(crate) fn train_step(
         None => (networks.generator.forward(latent), None),
     };
 
-    // Each batch the discriminator sees gets its own draw of the augmentation.
+    // Each batch the discriminator sees gets its own draw of the augmentation, and is scored
+    // with its unshifted view where the fine minibatch feature reads that.
     let mut augment_rng = SplitMix64::derived(config.seed, STREAM_AUGMENT, step);
-    let mut augmented = |images: Tensor<4>| augment(images, &config.augment, &mut augment_rng);
+    let mut score = |discriminator: &Discriminator, images: Tensor<4>| {
+        if config.fine_stddev_untranslated {
+            let (augmented, untranslated) =
+                augment_keeping_untranslated(images, &config.augment, &mut augment_rng);
+            discriminator.forward_training(augmented, Some(untranslated), growth)
+        } else {
+            let augmented = augment(images, &config.augment, &mut augment_rng);
+            discriminator.forward_training(augmented, None, growth)
+        }
+    };
     let discriminator = &networks.discriminator;
-    let d_real = discriminator.forward_growing(augmented(reals.clone()), growth);
-    let d_fake = discriminator.forward_growing(augmented(fakes.clone().detach()), growth);
+    let d_real = score(discriminator, reals.clone());
+    let d_fake = score(discriminator, fakes.clone().detach());
     let loss_discriminator = config.loss.discriminator(d_real.clone(), d_fake.clone());
     let grads = GradientsParams::from_grads(loss_discriminator.backward(), &networks.discriminator);
     networks.discriminator = networks.optimizer_discriminator.step(
@@ -115,15 +125,13 @@ pub(crate) fn train_step(
     );
 
     let discriminator = &networks.discriminator;
-    let real_for_generator = config.loss.needs_real_for_generator().then(|| {
-        discriminator
-            .forward_growing(augmented(reals), growth)
-            .detach()
-    });
-    let loss_generator = config.loss.generator(
-        real_for_generator,
-        discriminator.forward_growing(augmented(fakes), growth),
-    );
+    let real_for_generator = config
+        .loss
+        .needs_real_for_generator()
+        .then(|| score(discriminator, reals).detach());
+    let loss_generator = config
+        .loss
+        .generator(real_for_generator, score(discriminator, fakes));
     if train_generator {
         let total = match heads {
             Some(heads) => loss_generator.clone() + heads,
@@ -896,6 +904,10 @@ mod tests {
                 .with_fine_minibatch_stddev(Some(2)),
         );
         assert_eq!(config.model.input_size(), 8 + 64);
+        check_exact_resume(&config);
+        // Also with the fine feature reading the batch before its translation.
+        config.augment = crate::augment::parse_policy("color,translation,cutout").unwrap();
+        config.fine_stddev_untranslated = true;
         check_exact_resume(&config);
     }
 
