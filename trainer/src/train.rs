@@ -407,6 +407,11 @@ pub fn train(
     options: &RunOptions,
 ) -> Result<Summary> {
     let stats_path = run.join("stats.jsonl");
+    // A run folder copied without its sample grids (to branch a run from one checkpoint) still
+    // resumes: the first tick would otherwise fail to write its grid, losing the tick's work.
+    let samples = run.join("samples");
+    std::fs::create_dir_all(&samples)
+        .with_context(|| format!("cannot create {}", samples.display()))?;
     let (mut networks, mut state) = match checkpoint::latest(run)? {
         Some((_, path)) => {
             let state = checkpoint::read_state(&path)?;
@@ -799,6 +804,32 @@ mod tests {
 
     /// Trains `config` straight through and again with a stop after step 3, resumed; the two
     /// must end with identical weights.
+    #[test]
+    fn a_run_folder_copied_without_its_sample_grids_resumes() {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        let dataset = tiny_dataset();
+        let config = TrainConfig::tiny_for_tests();
+        let run = tempfile::tempdir().unwrap();
+        checkpoint::prepare_fresh(run.path(), false).unwrap();
+        let stop = RunOptions {
+            stop_after_step: Some(3),
+            ..RunOptions::default()
+        };
+        train(run.path(), &config, &dataset, &device, &stop).unwrap();
+        std::fs::remove_dir_all(run.path().join("samples")).unwrap();
+        let done = train(
+            run.path(),
+            &config,
+            &dataset,
+            &device,
+            &RunOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(done.step, 8);
+        assert!(run.path().join("samples/kimg-00000.0.png").exists());
+    }
+
     fn check_exact_resume(config: &TrainConfig) {
         let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex();
