@@ -414,7 +414,11 @@ impl ResnetDiscriminator {
     /// statistic over the batch; the unshifted view keeps it visible to this one feature while
     /// the rest of the discriminator still judges shifted images. Costs one more pass through
     /// the first block.
-    pub fn forward_with_texture(&self, images: Tensor<4>, texture: Option<Tensor<4>>) -> Tensor<1> {
+    pub fn forward_with_texture(
+        &self,
+        images: Tensor<4>,
+        mut texture: Option<Tensor<4>>,
+    ) -> Tensor<1> {
         let mut x = images;
         let mut fine = None;
         for (i, block) in self.blocks.iter().enumerate() {
@@ -422,7 +426,7 @@ impl ResnetDiscriminator {
             if i == 0
                 && let Some(weights) = &self.fine_to_logit
             {
-                let first = match texture.clone() {
+                let first = match texture.take() {
                     Some(texture) => block.forward(texture),
                     None => x.clone(),
                 };

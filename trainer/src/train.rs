@@ -5,7 +5,7 @@
 //! optimiser moments, the EMA generator, counters) is in each checkpoint, so a resumed run
 //! continues exactly where the checkpoint left it.
 
-use crate::augment::{augment, augment_keeping_untranslated};
+use crate::augment::augment_keeping_untranslated;
 use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::data::{self, BatchPlan, Dataset, LoadOptions};
@@ -104,14 +104,10 @@ pub(crate) fn train_step(
     // with its unshifted view where the fine minibatch feature reads that.
     let mut augment_rng = SplitMix64::derived(config.seed, STREAM_AUGMENT, step);
     let mut score = |discriminator: &Discriminator, images: Tensor<4>| {
-        if config.fine_stddev_untranslated {
-            let (augmented, untranslated) =
-                augment_keeping_untranslated(images, &config.augment, &mut augment_rng);
-            discriminator.forward_training(augmented, Some(untranslated), growth)
-        } else {
-            let augmented = augment(images, &config.augment, &mut augment_rng);
-            discriminator.forward_training(augmented, None, growth)
-        }
+        let (augmented, untranslated) =
+            augment_keeping_untranslated(images, &config.augment, &mut augment_rng);
+        let texture = config.fine_stddev_untranslated.then_some(untranslated);
+        discriminator.forward_training(augmented, texture, growth)
     };
     let discriminator = &networks.discriminator;
     let d_real = score(discriminator, reals.clone());
@@ -802,34 +798,39 @@ mod tests {
         ]
     }
 
-    /// Trains `config` straight through and again with a stop after step 3, resumed; the two
-    /// must end with identical weights.
-    #[test]
-    fn a_run_folder_copied_without_its_sample_grids_resumes() {
-        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
-        let device = Device::flex();
-        let dataset = tiny_dataset();
-        let config = TrainConfig::tiny_for_tests();
+    /// A new run of `config` in a temporary folder, stopped after step 3 (off a tick boundary).
+    fn run_stopped_after_step_3(
+        config: &TrainConfig,
+        dataset: &Dataset,
+        device: &Device,
+    ) -> tempfile::TempDir {
         let run = tempfile::tempdir().unwrap();
         checkpoint::prepare_fresh(run.path(), false).unwrap();
         let stop = RunOptions {
             stop_after_step: Some(3),
             ..RunOptions::default()
         };
-        train(run.path(), &config, &dataset, &device, &stop).unwrap();
+        let half = train(run.path(), config, dataset, device, &stop).unwrap();
+        assert_eq!(half.step, 3);
+        run
+    }
+
+    #[test]
+    fn a_run_folder_copied_without_its_sample_grids_resumes() {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        let dataset = tiny_dataset();
+        let config = TrainConfig::tiny_for_tests();
+        let run = run_stopped_after_step_3(&config, &dataset, &device);
         std::fs::remove_dir_all(run.path().join("samples")).unwrap();
-        let done = train(
-            run.path(),
-            &config,
-            &dataset,
-            &device,
-            &RunOptions::default(),
-        )
-        .unwrap();
+        let options = RunOptions::default();
+        let done = train(run.path(), &config, &dataset, &device, &options).unwrap();
         assert_eq!(done.step, 8);
         assert!(run.path().join("samples/kimg-00000.0.png").exists());
     }
 
+    /// Trains `config` straight through and again with a stop after step 3, resumed; the two
+    /// must end with identical weights.
     fn check_exact_resume(config: &TrainConfig) {
         let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex();
@@ -843,14 +844,7 @@ mod tests {
         assert_eq!(done.step, 8);
 
         // Stop off a tick boundary, then resume from that checkpoint to the end.
-        let resumed = tempfile::tempdir().unwrap();
-        checkpoint::prepare_fresh(resumed.path(), false).unwrap();
-        let stop = RunOptions {
-            stop_after_step: Some(3),
-            ..RunOptions::default()
-        };
-        let half = train(resumed.path(), config, &dataset, &device, &stop).unwrap();
-        assert_eq!(half.step, 3);
+        let resumed = run_stopped_after_step_3(config, &dataset, &device);
         assert_eq!(
             train(resumed.path(), config, &dataset, &device, &options)
                 .unwrap()
