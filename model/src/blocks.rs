@@ -83,6 +83,68 @@ pub fn feature_deviations(x: Tensor<4>, group: usize) -> Tensor<2> {
         .reshape([batch, channels])
 }
 
+/// Per image, the log power spectrum of its grey levels (the mean of its channels), averaged
+/// over squares of `pool` by `pool` frequencies and centred on the image's own mean:
+/// `[batch, channels, side, side]` to `[batch, (side / pool)^2]`.
+///
+/// The power at a frequency does not change when the image is shifted (circularly), so this
+/// sees a texture of the wrong period or direction in each image whether or not the images
+/// were translated; a convolution stack has to learn a detector for each such frequency. The
+/// two-dimensional discrete Fourier transform is two products with `side`-by-`side` cosine and
+/// sine matrices, which every backend differentiates. Centring drops the overall contrast, so
+/// what remains is how the power is spread over the frequencies.
+pub fn log_spectrum(images: Tensor<4>, pool: usize) -> Tensor<2> {
+    let [batch, _, side, width] = images.dims();
+    assert_eq!(side, width, "log_spectrum expects square images");
+    assert!(
+        pool > 0 && side % pool == 0,
+        "the pool ({pool}) must divide the side ({side})"
+    );
+    let device = images.device();
+    let (cos, sin) = fourier_matrices(side, &device);
+    let grey = images.mean_dim(1).reshape([batch * side, side]);
+    // Along each row: x (C - iS) = a - ib.
+    let a = grey.clone().matmul(cos.clone());
+    let b = grey.matmul(sin.clone());
+    // Then along each column, on the transposed rows: (a - ib)^T (C - iS).
+    let transpose = |x: Tensor<2>| {
+        x.reshape([batch, side, side])
+            .swap_dims(1, 2)
+            .reshape([batch * side, side])
+    };
+    let (a, b) = (transpose(a), transpose(b));
+    let real = a.clone().matmul(cos.clone()) - b.clone().matmul(sin.clone());
+    let imaginary = a.matmul(sin) + b.matmul(cos);
+    // Transposed back: rows are vertical frequencies, columns horizontal ones.
+    let power = (real.powi_scalar(2) + imaginary.powi_scalar(2))
+        .reshape([batch, side, side])
+        .swap_dims(1, 2)
+        .reshape([batch, 1, side, side]);
+    let cells = side / pool;
+    let log = avg_pool2d(power, AvgPoolOptions::new([pool, pool]))
+        .add_scalar(SPECTRUM_FLOOR)
+        .log()
+        .reshape([batch, cells * cells]);
+    log.clone() - log.mean_dim(1)
+}
+
+/// Added to the pooled power before its logarithm, so that an image without detail (all one
+/// grey) gives finite values and gradients. Pooled over 4x4 frequencies, the finest cell of a
+/// real 64x64 cat holds a power of about 16 (the median over 256 training cats, on the [-1, 1]
+/// scale, transform unnormalised), and no cell of those 256 less than 0.09.
+const SPECTRUM_FLOOR: f64 = 1e-4;
+
+/// The cosine and sine matrices of the `n`-point discrete Fourier transform: entry (j, k) is
+/// cos(2 pi j k / n), resp. sin.
+fn fourier_matrices(n: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let angle = |j: usize, k: usize| 2.0 * std::f64::consts::PI * ((j * k) % n) as f64 / n as f64;
+    let table = |f: fn(f64) -> f64| {
+        let values: Vec<f32> = (0..n * n).map(|i| f(angle(i / n, i % n)) as f32).collect();
+        Tensor::from_data(TensorData::new(values, [n, n]), device)
+    };
+    (table(f64::cos), table(f64::sin))
+}
+
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
 }
@@ -189,6 +251,7 @@ impl EqLinear {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Distribution;
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()
@@ -199,6 +262,74 @@ mod tests {
         Tensor::<1, Int>::arange(0..count as i64, device)
             .float()
             .reshape(shape)
+    }
+
+    /// The pooled, centred log power of a naive O(n^4) transform of one grey image.
+    fn naive_log_spectrum(grey: &[f64], n: usize, pool: usize) -> Vec<f64> {
+        let cells = n / pool;
+        let mut pooled = vec![0.0; cells * cells];
+        for (u, v) in (0..n).flat_map(|u| (0..n).map(move |v| (u, v))) {
+            let (mut re, mut im) = (0.0, 0.0);
+            for (y, x) in (0..n).flat_map(|y| (0..n).map(move |x| (y, x))) {
+                let angle = -2.0 * std::f64::consts::PI * ((u * y + v * x) as f64) / n as f64;
+                re += grey[y * n + x] * angle.cos();
+                im += grey[y * n + x] * angle.sin();
+            }
+            pooled[(u / pool) * cells + v / pool] += (re * re + im * im) / (pool * pool) as f64;
+        }
+        let log: Vec<f64> = pooled.iter().map(|p| (p + SPECTRUM_FLOOR).ln()).collect();
+        let mean = log.iter().sum::<f64>() / log.len() as f64;
+        log.iter().map(|l| l - mean).collect()
+    }
+
+    #[test]
+    fn log_spectrum_matches_a_naive_transform_and_ignores_circular_shifts() {
+        let device = Device::flex();
+        let (n, pool) = (8, 2);
+        let images = Tensor::<4>::random([2, 3, n, n], Distribution::Uniform(-1.0, 1.0), &device);
+        let got = values(log_spectrum(images.clone(), pool));
+        let pixels = values(images.clone());
+        for image in 0..2 {
+            let grey: Vec<f64> = (0..n * n)
+                .map(|i| {
+                    (0..3)
+                        .map(|c| pixels[(image * 3 + c) * n * n + i] as f64)
+                        .sum::<f64>()
+                        / 3.0
+                })
+                .collect();
+            let want = naive_log_spectrum(&grey, n, pool);
+            let cells = want.len();
+            for (g, w) in got[image * cells..(image + 1) * cells].iter().zip(&want) {
+                assert!((*g as f64 - w).abs() < 1e-3, "{g} against {w}");
+            }
+        }
+        // Shifted by 3 rows and 5 columns, wrapping around: the same power everywhere.
+        let shifted = images.roll(&[3, 5], &[2, 3]);
+        let moved = values(log_spectrum(shifted, pool));
+        for (a, b) in got.iter().zip(&moved) {
+            assert!((a - b).abs() < 1e-3, "{a} against {b} after a shift");
+        }
+        // A texture of another period moves the power to other cells.
+        let stripes = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..n * n)
+                    .map(|i| if (i % n) % 2 == 0 { 1.0f32 } else { -1.0 })
+                    .collect(),
+                [1, 1, n, n],
+            ),
+            &device,
+        );
+        let striped = values(log_spectrum(stripes, pool));
+        // Only column frequency 4 (cell 2 of row 0) holds power.
+        let top = striped.iter().cloned().fold(f32::MIN, f32::max);
+        assert_eq!(striped[2], top);
+        assert!(
+            striped
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| i == 2 || v < top - 10.0)
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! over the image, and those runs drew axis-aligned bars and textures but never a face (see
 //! docs/MODELS.md).
 
-use crate::blocks::{downsample, feature_deviations, minibatch_stddev, upsample};
+use crate::blocks::{downsample, feature_deviations, log_spectrum, minibatch_stddev, upsample};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -80,6 +80,14 @@ pub struct ResnetConfig {
     /// of thousands of images (`catgan train` sets 16) [default: 1, which is also how configs
     /// written before the option existed read].
     pub fine_minibatch_gain: Option<f64>,
+    /// Weigh each image's log power spectrum into the discriminator's logit
+    /// ([`crate::blocks::log_spectrum`]), pooled over squares of this many frequencies a side,
+    /// one weight per square (starting at zero). The power at a frequency ignores where a
+    /// texture lies, so a generator that paints a period or direction of fur that real cats
+    /// lack is seen whether or not translation augmentation has shifted the images (docs/
+    /// MODELS.md) [default: none, which is also how configs written before the option existed
+    /// read].
+    pub spectrum_pool: Option<usize>,
 }
 
 /// Factor applied to the stored noise strengths in every forward pass. Adam moves a parameter
@@ -170,6 +178,14 @@ impl ResnetConfig {
         if self.minibatch_stddev == Some(0) || self.fine_minibatch_stddev == Some(0) {
             return Err("the minibatch standard deviation's group size must be positive".into());
         }
+        if let Some(pool) = self.spectrum_pool
+            && (pool == 0 || self.resolution % pool != 0)
+        {
+            return Err(format!(
+                "the spectrum's pool ({pool}) must be positive and divide the resolution ({})",
+                self.resolution
+            ));
+        }
         Ok(())
     }
 
@@ -231,6 +247,14 @@ impl ResnetConfig {
                 .with_initializer(Initializer::Zeros)
                 .init(device)
         });
+        let spectrum_pool = self.spectrum_pool.unwrap_or(0);
+        let spectrum_to_logit = (spectrum_pool > 0).then(|| {
+            let cells = self.resolution / spectrum_pool;
+            LinearConfig::new(cells * cells, 1)
+                .with_bias(false)
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        });
         let positional = self.positional_head.unwrap_or(false);
         let stddev_group = self.minibatch_stddev.unwrap_or(0);
         let channels = channels + usize::from(stddev_group > 0);
@@ -242,6 +266,8 @@ impl ResnetConfig {
             fine_stddev_group,
             fine_gain: self.fine_minibatch_gain.unwrap_or(1.0) as f32,
             fine_to_logit,
+            spectrum_pool,
+            spectrum_to_logit,
             to_logit: LinearConfig::new(features, 1)
                 .with_initializer(Initializer::XavierUniform { gain: 1.0 })
                 .init(device),
@@ -398,6 +424,10 @@ pub struct ResnetDiscriminator {
     /// Weights of the fine feature's per-feature deviations in the logit, divided by
     /// `fine_gain`.
     fine_to_logit: Option<Linear>,
+    /// Side of the squares of frequencies the spectrum feature pools over; 0 for none.
+    spectrum_pool: usize,
+    /// Weights of the pooled log power spectrum in the logit.
+    spectrum_to_logit: Option<Linear>,
     to_logit: Linear,
 }
 
@@ -407,9 +437,9 @@ impl ResnetDiscriminator {
         self.forward_with_texture(images, None)
     }
 
-    /// Scores `images` as [`Self::forward`] does, except that the fine minibatch feature is
-    /// taken from `texture` where given: the same batch, image for image, before it was
-    /// shifted by translation augmentation. A shift moves each image's fine detail by its own
+    /// Scores `images` as [`Self::forward`] does, except that the fine minibatch feature and
+    /// the spectrum feature are taken from `texture` where given: the same batch, image for
+    /// image, before it was shifted by translation augmentation. A shift moves each image's fine detail by its own
     /// offset, which hides a texture drawn in the same place in every generated cat from any
     /// statistic over the batch; the unshifted view keeps it visible to this one feature while
     /// the rest of the discriminator still judges shifted images. Costs one more pass through
@@ -419,6 +449,10 @@ impl ResnetDiscriminator {
         images: Tensor<4>,
         mut texture: Option<Tensor<4>>,
     ) -> Tensor<1> {
+        let spectrum = self.spectrum_to_logit.as_ref().map(|weights| {
+            let view = texture.clone().unwrap_or_else(|| images.clone());
+            weights.forward(log_spectrum(view, self.spectrum_pool))
+        });
         let mut x = images;
         let mut fine = None;
         for (i, block) in self.blocks.iter().enumerate() {
@@ -444,11 +478,11 @@ impl ResnetDiscriminator {
         } else {
             x.sum_dims(&[2, 3]).reshape([batch, channels])
         };
-        let logit = self.to_logit.forward(features);
-        match fine {
-            Some(fine) => (logit + fine).reshape([batch]),
-            None => logit.reshape([batch]),
-        }
+        let logit = [fine, spectrum]
+            .into_iter()
+            .flatten()
+            .fold(self.to_logit.forward(features), |sum, term| sum + term);
+        logit.reshape([batch])
     }
 }
 
@@ -499,6 +533,41 @@ mod tests {
 
     fn noise(shape: [usize; 4], device: &Device) -> Tensor<4> {
         Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+    }
+
+    #[test]
+    fn spectrum_feature_starts_silent_and_scores_the_view_s_log_spectrum() {
+        let device = Device::flex();
+        let mut spectral = batch_independent()
+            .with_spectrum_pool(Some(4))
+            .init_discriminator(&device);
+        let mut plain = spectral.clone();
+        (plain.spectrum_pool, plain.spectrum_to_logit) = (0, None);
+        // small(): 16x16 images pooled over 4x4 frequencies make 16 weights, all zero.
+        let weights = spectral.spectrum_to_logit.as_ref().unwrap().weight.val();
+        assert_eq!(weights.dims(), [16, 1]);
+        assert_eq!(weights.abs().max().into_scalar::<f32>(), 0.0);
+        // Until they move, it scores as the same network without the feature.
+        let (varied, copies) = varied_and_copies(&device);
+        let rest = plain.forward(varied.clone());
+        let silent = spectral.forward(varied.clone());
+        assert!((silent - rest.clone()).abs().max().into_scalar::<f32>() < 1e-6);
+        // With weights, the score gains their product with the spectrum of the view, if one is
+        // given, or else of the images.
+        let w = noise([16, 1, 1, 1], &device).reshape([16, 1]);
+        spectral.spectrum_to_logit = Some(Linear {
+            weight: Param::from_tensor(w.clone()),
+            bias: None,
+        });
+        let part = |view: &Tensor<4>| log_spectrum(view.clone(), 4).matmul(w.clone()).reshape([4]);
+        let close = |a: Tensor<1>, b: Tensor<1>| (a - b).abs().max().into_scalar::<f32>() < 1e-4;
+        assert!(close(
+            spectral.forward(varied.clone()),
+            rest.clone() + part(&varied)
+        ));
+        let viewed = spectral.forward_with_texture(varied.clone(), Some(copies.clone()));
+        assert!(close(viewed.clone(), rest + part(&copies)));
+        assert!(!close(viewed, spectral.forward(varied)));
     }
 
     #[test]
@@ -711,6 +780,7 @@ mod tests {
                 < 1e-3
         );
         assert_eq!(old_config().fine_minibatch_gain, None);
+        assert_eq!(old_config().spectrum_pool, None);
         assert!(
             small()
                 .with_fine_minibatch_stddev(Some(0))

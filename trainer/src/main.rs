@@ -168,6 +168,14 @@ struct TrainArgs {
     /// --resume, a new view from there on.
     #[arg(long, value_enum, value_name = "VIEW")]
     fine_stddev_view: Option<FineView>,
+    /// Resnet: weigh each image's log power spectrum into the discriminator's score, averaged
+    /// over squares of POOL by POOL frequencies (one weight each, starting at zero), so that a
+    /// fur texture of a period or direction real cats lack is seen wherever it lies, translated
+    /// or not (docs/MODELS.md). Reads the same view as the fine minibatch feature
+    /// (--fine-stddev-view). Allowed with --init-generator, and on --resume, where it is added
+    /// to the run's discriminator [default: none].
+    #[arg(long, value_name = "POOL")]
+    spectrum_feature: Option<usize>,
     /// Resnet: per-pixel noise inputs in every generator block, with learned strengths that
     /// start at zero, so that fine detail can vary from cat to cat (docs/MODELS.md). With
     /// --init-generator the shipped generator gains them and starts out drawing exactly what
@@ -453,16 +461,43 @@ struct BenchArgs {
     common: Common,
 }
 
-/// Refuses an untranslated view for a discriminator without the fine feature that reads it.
+/// Refuses an untranslated view for a discriminator without a feature that reads it.
 fn check_fine_view(model: &ModelConfig, untranslated: bool) -> Result<()> {
-    let has_fine = matches!(model, ModelConfig::Resnet(c) if c.fine_minibatch_stddev.is_some());
-    if untranslated && !has_fine {
+    let reads_view = matches!(model, ModelConfig::Resnet(c)
+        if c.fine_minibatch_stddev.is_some() || c.spectrum_pool.is_some());
+    if untranslated && !reads_view {
         bail!(
             "--fine-stddev-view untranslated is for a residual discriminator with a fine \
-             minibatch feature (--arch resnet --fine-minibatch-stddev GROUP)"
+             minibatch feature or a spectrum feature (--arch resnet --fine-minibatch-stddev \
+             GROUP or --spectrum-feature POOL)"
         );
     }
     Ok(())
+}
+
+/// Adds a spectrum feature to a resumed run's discriminator; one it already has cannot change
+/// its pool, since its weights are laid out by it.
+fn add_spectrum_on_resume(model: &mut ModelConfig, pool: usize) -> Result<()> {
+    let ModelConfig::Resnet(config) = model else {
+        bail!("--spectrum-feature is for the residual GAN (--arch resnet)");
+    };
+    match config.spectrum_pool {
+        Some(had) if had != pool => bail!(
+            "this run's discriminator already weighs its spectrum pooled over {had}x{had} \
+             frequencies and cannot change to {pool}x{pool}; start a new run (or \
+             --init-generator) for another pool"
+        ),
+        Some(_) => Ok(()),
+        None => {
+            config.spectrum_pool = Some(pool);
+            config.validate().map_err(anyhow::Error::msg)?;
+            info!(
+                "adding a spectrum feature over {pool}x{pool} frequencies to the \
+                 discriminator; its weights start at zero"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Factor on the fine minibatch feature's weights of a new discriminator
@@ -477,6 +512,7 @@ struct ResnetFeatures {
     minibatch_stddev: Option<usize>,
     fine_minibatch_stddev: Option<usize>,
     noise_inputs: bool,
+    spectrum_pool: Option<usize>,
 }
 
 impl ResnetFeatures {
@@ -485,6 +521,7 @@ impl ResnetFeatures {
             minibatch_stddev: args.minibatch_stddev,
             fine_minibatch_stddev: args.fine_minibatch_stddev,
             noise_inputs: args.noise_inputs,
+            spectrum_pool: args.spectrum_feature,
         }
     }
 
@@ -496,6 +533,8 @@ impl ResnetFeatures {
             Some("--fine-minibatch-stddev")
         } else if self.noise_inputs {
             Some("--noise-inputs")
+        } else if self.spectrum_pool.is_some() {
+            Some("--spectrum-feature")
         } else {
             None
         }
@@ -511,6 +550,7 @@ impl ResnetFeatures {
         if self.noise_inputs {
             config.noise_inputs = Some(true);
         }
+        config.spectrum_pool = self.spectrum_pool.or(config.spectrum_pool);
     }
 }
 
@@ -687,6 +727,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
             if let Some(view) = args.fine_stddev_view {
                 config.fine_stddev_untranslated = view == FineView::Untranslated;
             }
+            if let Some(pool) = args.spectrum_feature {
+                add_spectrum_on_resume(&mut config.model, pool)?;
+            }
             check_fine_view(&config.model, config.fine_stddev_untranslated)?;
             config.ema_kimg = args.ema_kimg.unwrap_or(config.ema_kimg);
             config.discriminator_warmup_kimg = args
@@ -702,7 +745,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                     config.learning_rate_discriminator,
                     augment::policy_name(&config.augment),
                     if config.fine_stddev_untranslated {
-                        " (the fine minibatch feature reads the untranslated batch)"
+                        " (the fine and spectrum features read the untranslated batch)"
                     } else {
                         ""
                     },
@@ -1164,6 +1207,7 @@ mod tests {
             minibatch_stddev: Some(4),
             fine_minibatch_stddev: Some(2),
             noise_inputs: true,
+            spectrum_pool: Some(4),
         };
         let (model, warm) = warm_start_from(&assets, "resnet", Some(48), all).unwrap();
         let ModelConfig::Resnet(resnet) = model else {
@@ -1174,6 +1218,7 @@ mod tests {
         assert_eq!(resnet.fine_minibatch_stddev, Some(2));
         assert_eq!(resnet.fine_minibatch_gain, Some(FINE_MINIBATCH_GAIN));
         assert_eq!(resnet.noise_inputs, Some(true));
+        assert_eq!(resnet.spectrum_pool, Some(4));
         let warm = warm.unwrap();
         assert!(warm.kimg > 0.0 && warm.file.ends_with("resnet.bpk"));
     }
@@ -1215,6 +1260,62 @@ mod tests {
             ResnetFeatures::default(),
         );
         assert!(check_fine_view(&dcgan.unwrap(), true).is_err());
+    }
+
+    #[test]
+    fn a_spectrum_feature_is_for_the_residual_gan_and_may_be_added_on_resume() {
+        let resumed = [
+            "catgan",
+            "train",
+            "--resume",
+            "r",
+            "--spectrum-feature",
+            "4",
+        ];
+        let Ok(Cli {
+            command: Command::Train(args),
+        }) = Cli::try_parse_from(resumed)
+        else {
+            panic!("--spectrum-feature on --resume was refused");
+        };
+        assert_eq!(args.spectrum_feature, Some(4));
+        let spectral = ResnetFeatures {
+            spectrum_pool: Some(4),
+            ..Default::default()
+        };
+        let resnet = |features| model_config(ArchArg::Resnet, 64, None, None, None, true, features);
+        let ModelConfig::Resnet(made) = resnet(spectral).unwrap() else {
+            panic!("not a residual config")
+        };
+        assert_eq!(made.spectrum_pool, Some(4));
+        // It reads the untranslated view as the fine feature does.
+        assert!(check_fine_view(&ModelConfig::Resnet(made), true).is_ok());
+        let dcgan = |features| model_config(ArchArg::Dcgan, 64, None, None, None, true, features);
+        let error = dcgan(spectral).unwrap_err().to_string();
+        assert!(error.contains("--spectrum-feature"), "{error}");
+        // A pool that does not divide the side is refused when the run is made.
+        let odd = ResnetFeatures {
+            spectrum_pool: Some(3),
+            ..Default::default()
+        };
+        assert!(resnet(odd).is_err());
+
+        // On resume: added to a discriminator without one, kept if the same, never changed.
+        let mut plain = resnet(ResnetFeatures::default()).unwrap();
+        add_spectrum_on_resume(&mut plain, 4).unwrap();
+        assert!(matches!(&plain, ModelConfig::Resnet(c) if c.spectrum_pool == Some(4)));
+        add_spectrum_on_resume(&mut plain, 4).unwrap();
+        let error = add_spectrum_on_resume(&mut plain, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cannot change"), "{error}");
+        let mut no_fit = resnet(ResnetFeatures::default()).unwrap();
+        assert!(add_spectrum_on_resume(&mut no_fit, 5).is_err());
+        let mut other = dcgan(ResnetFeatures::default()).unwrap();
+        let error = add_spectrum_on_resume(&mut other, 4)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("residual"), "{error}");
     }
 
     #[test]

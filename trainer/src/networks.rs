@@ -37,6 +37,17 @@ fn without_noise(model: &ModelConfig) -> Option<ModelConfig> {
     }
 }
 
+/// The same model with a residual discriminator's spectrum feature taken out; `None` where it
+/// has none.
+fn without_spectrum(model: &ModelConfig) -> Option<ModelConfig> {
+    match model {
+        ModelConfig::Resnet(c) if c.spectrum_pool.is_some() => {
+            Some(ModelConfig::Resnet(c.clone().with_spectrum_pool(None)))
+        }
+        _ => None,
+    }
+}
+
 fn adam(config: &TrainConfig) -> ModuleOptimizer {
     AdamConfig::new()
         .with_beta_1(config.beta1)
@@ -112,12 +123,32 @@ impl Networks {
             .try_load_record(record(checkpoint::GENERATOR)?)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| shape_error(checkpoint::GENERATOR))?;
-        let discriminator = config
+        let discriminator = match config
             .model
             .init_discriminator(&autodiff)
             .try_load_record(record(checkpoint::DISCRIMINATOR)?)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?;
+        {
+            Ok(discriminator) => discriminator,
+            // A spectrum feature added on resume: every saved weight must fit, and the
+            // feature's own weights start at zero, as in a new discriminator.
+            Err(error) => {
+                let misfit = || anyhow::anyhow!("{error}");
+                let saved = without_spectrum(&config.model)
+                    .ok_or_else(misfit)
+                    .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?;
+                let loaded = saved
+                    .init_discriminator(&autodiff)
+                    .try_load_record(record(checkpoint::DISCRIMINATOR)?)
+                    .map_err(|_| misfit())
+                    .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?;
+                config
+                    .model
+                    .init_discriminator(&autodiff)
+                    .try_load_record(loaded.into_record().allow_partial(true))
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?
+            }
+        };
         let ema = config
             .model
             .init_generator(device)

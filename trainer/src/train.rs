@@ -750,7 +750,7 @@ fn append_line(path: &Path, line: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::networks::Collect;
+    use crate::networks::{Collect, visit_by_path};
     use burn::module::Module;
     use burn::store::ModuleRecord;
     use catgan_model::ModelConfig;
@@ -934,6 +934,53 @@ mod tests {
         config.augment = crate::augment::parse_policy("color,translation,cutout").unwrap();
         config.fine_stddev_untranslated = true;
         check_exact_resume(&config);
+    }
+
+    #[test]
+    fn a_spectrum_feature_added_on_resume_starts_silent_then_learns() {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        let dataset = tiny_dataset();
+        let mut config = TrainConfig::tiny_for_tests();
+        config.model =
+            ModelConfig::Resnet(tiny_resnet().with_discriminator_batch_norm(Some(false)));
+        let run = run_stopped_after_step_3(&config, &dataset, &device);
+        let (_, saved) = checkpoint::latest(run.path()).unwrap().unwrap();
+        let mut added = config.clone();
+        let ModelConfig::Resnet(resnet) = &config.model else {
+            unreachable!()
+        };
+        added.model = ModelConfig::Resnet(resnet.clone().with_spectrum_pool(Some(2)));
+        // Every saved weight is kept and the feature's weights start at zero: same scores.
+        let scores = |config: &TrainConfig| {
+            let networks = Networks::load(config, &saved, &device).unwrap();
+            let images = dataset.batch(&[0, 1, 2, 3], &[false; 4], &device);
+            networks.discriminator.valid().forward(images)
+        };
+        let (before, after) = (scores(&config), scores(&added));
+        assert!((before - after).abs().max().into_scalar::<f32>() < 1e-6);
+        let spectrum_weights = |run: &Path| {
+            let (_, newest) = checkpoint::latest(run).unwrap().unwrap();
+            let networks = Networks::load(&added, &newest, &device).unwrap();
+            let mut found = None;
+            visit_by_path(&networks.discriminator, |path, _, values| {
+                if path.contains("spectrum_to_logit") {
+                    found = Some(values.abs().max().into_scalar::<f32>());
+                }
+            });
+            found.expect("the discriminator has no spectrum weights")
+        };
+        assert_eq!(spectrum_weights(run.path()), 0.0);
+        let done = train(
+            run.path(),
+            &added,
+            &dataset,
+            &device,
+            &RunOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(done.step, 8);
+        assert!(spectrum_weights(run.path()) > 0.0);
     }
 
     fn tiny_progan() -> TrainConfig {
