@@ -44,10 +44,17 @@ print("images' own. Real cats, aligned as they are, share about 1% of their fine
 print("generator that paints one texture onto every cat, in the same place, shares far more. SWD")
 print("sees such cats as too alike; this figure says where the likeness is.")
 print()
+print("*Spectrum gap* (also from `catgan eval`): each cat's log power spectrum (grey levels),")
+print("averaged over a 16x16 grid of cells of frequencies and centred on its own mean; the mean")
+print("over cats of each cell is compared with the real cats', and the gap is the mean absolute")
+print("difference in nats (0.1 is about 10% more or less power). The floor is the same between")
+print("the two real sets. In brackets, the cell furthest from the real cats: its power ratio and")
+print("its first frequencies (cycles down, across; negative past half the side).")
+print()
 print("| model | arch | kimg | hours | device | SWD 64 / 32 / 16 | SWD mean | floor mean | ratio |"
-      " shared detail 64 / 32: generated (real) |"
+      " shared detail 64 / 32: generated (real) | spectrum gap (floor) |"
       " nearest (pixels): generated vs held-out real, median |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for m in manifest["models"]:
     name = m["name"]
     d = os.path.join(out, name)
@@ -55,7 +62,7 @@ for m in manifest["models"]:
         ev = json.load(open(os.path.join(d, "eval.json")))
         nn = json.load(open(os.path.join(d, "nearest.json")))
     except (OSError, ValueError):
-        print(f"| `{name}` | {m['arch']} | {m['kimg']:.0f} | | | not measured | | | | | |")
+        print(f"| `{name}` | {m['arch']} | {m['kimg']:.0f} | | | not measured | | | | | | |")
         continue
     levels = " / ".join(f"{v:.1f}" for v in ev["swd"]["per_level"])
     pixels = next(s for s in nn["spaces"] if s["space"] == "Pixels")
@@ -63,9 +70,16 @@ for m in manifest["models"]:
     shared = ev.get("shared_detail")
     shared = (" / ".join(f"{v:.2f}" for v in shared["generated"]) + " ("
               + " / ".join(f"{v:.2f}" for v in shared["real"]) + ")") if shared else "not measured"
+    gaps = ev.get("spectrum")
+    if gaps:
+        worst = gaps["generated"]
+        spectrum = (f"{worst['mean']:.2f} ({gaps['floor']['mean']:.2f}) [{worst['worst_ratio']:.2f}x"
+                    f" at {worst['worst_cell'][0]}, {worst['worst_cell'][1]}]")
+    else:
+        spectrum = "not measured"
     print(f"| `{name}` | {m['arch']} | {m['kimg']:.0f} | {m['training_seconds'] / 3600:.2f} |"
           f" {m['device']} | {levels} | {ev['swd']['mean']:.1f} | {ev['floor']['mean']:.1f} |"
-          f" {ev['ratio_to_floor']:.1f}x | {shared} | {near} |")
+          f" {ev['ratio_to_floor']:.1f}x | {shared} | {spectrum} | {near} |")
 print()
 
 for m in manifest["models"]:

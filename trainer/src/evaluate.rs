@@ -9,6 +9,7 @@ use crate::data::{self, Dataset, LoadOptions};
 use crate::export::{load_run_ema, load_shipped};
 use crate::growth::enlarge;
 use crate::nearest::{self, Space, Summary};
+use crate::spectrum::{self, SpectrumGap};
 use crate::swd::{self, Descriptors, Images, Swd};
 use anyhow::{Result, anyhow};
 use burn::prelude::*;
@@ -114,6 +115,10 @@ pub struct Reference {
     pub source: String,
     /// [`swd::shared_detail`] of the reference images.
     pub shared_detail: Vec<f64>,
+    /// [`spectrum::mean_log_spectrum`] of the reference images.
+    pub spectrum: Vec<f64>,
+    /// [`spectrum::gap`] between the floor's other real images and the reference.
+    pub spectrum_floor: SpectrumGap,
 }
 
 /// Seeds of the random neighbourhoods and directions; fixed, so figures of one run compare.
@@ -152,6 +157,12 @@ impl Reference {
         anyhow::ensure!(count >= 16, "too few real images ({count}) to measure SWD");
         let descriptors = swd::descriptors(&reference, SEED_REFERENCE)?;
         let shared_detail = swd::shared_detail(&reference)?;
+        let spectrum = spectrum::mean_log_spectrum(&reference)?;
+        let spectrum_floor = spectrum::gap(
+            &spectrum::mean_log_spectrum(&other)?,
+            &spectrum,
+            reference.side,
+        );
         let floor = swd::distance(
             &swd::descriptors(&other, SEED_OTHER)?,
             &descriptors,
@@ -163,6 +174,8 @@ impl Reference {
             floor,
             source,
             shared_detail,
+            spectrum,
+            spectrum_floor,
         })
     }
 
@@ -183,6 +196,11 @@ impl Reference {
                 SEED_DIRECTIONS,
             )?,
             shared_detail: swd::shared_detail(&fakes)?,
+            spectrum: spectrum::gap(
+                &spectrum::mean_log_spectrum(&fakes)?,
+                &self.spectrum,
+                fakes.side,
+            ),
         })
     }
 }
@@ -194,6 +212,8 @@ pub struct Measurement {
     pub swd: Swd,
     /// [`swd::shared_detail`] of the generated images.
     pub shared_detail: Vec<f64>,
+    /// [`spectrum::gap`] between the generated images and the reference.
+    pub spectrum: SpectrumGap,
 }
 
 /// One `catgan eval` result.
@@ -217,6 +237,20 @@ pub struct Evaluation {
     /// from evaluations written before it was measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_detail: Option<SharedDetail>,
+    /// How far the generated and a second real set's power spectra lie from the reference's
+    /// (absent from evaluations written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spectrum: Option<SpectrumGaps>,
+}
+
+/// [`spectrum::gap`] of the generated images and of the floor's second real set, each against
+/// the reference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpectrumGaps {
+    /// The generated images.
+    pub generated: SpectrumGap,
+    /// The second real set: what sampling alone gives.
+    pub floor: SpectrumGap,
 }
 
 /// [`swd::shared_detail`] of the generated and the real images of an evaluation.
@@ -274,6 +308,23 @@ impl Evaluation {
                     format!("{side}x{side}")
                 ));
             }
+        }
+        if let Some(gaps) = &self.spectrum {
+            out.push_str(&format!(
+                "spectrum gap (mean |difference| of log power over {0}x{0} cells of \
+                 frequencies, nats)\n",
+                spectrum::CELLS
+            ));
+            out.push_str(&format!("{:>10} {:>10} {:>10}\n", "", "generated", "floor"));
+            out.push_str(&format!(
+                "{:>10} {:>10.3} {:>10.3}\n",
+                "mean", gaps.generated.mean, gaps.floor.mean
+            ));
+            let worst = &gaps.generated;
+            out.push_str(&format!(
+                "furthest cell: {:.2}x the real power from {} cycles down and {} across\n",
+                worst.worst_ratio, worst.worst_cell[0], worst.worst_cell[1]
+            ));
         }
         out
     }
@@ -368,8 +419,11 @@ pub fn evaluate(
     let held = (!held_out.is_empty()).then_some(held_out);
     let reference = Reference::new(train, held, count)?;
     let input_size = measured.config.input_size();
-    let Measurement { swd, shared_detail } =
-        reference.measure(&measured.generator, None, input_size, device)?;
+    let Measurement {
+        swd,
+        shared_detail,
+        spectrum,
+    } = reference.measure(&measured.generator, None, input_size, device)?;
     let shared_detail = SharedDetail {
         resolutions: swd.resolutions[..shared_detail.len()].to_vec(),
         generated: shared_detail,
@@ -384,6 +438,10 @@ pub fn evaluate(
         swd,
         floor: reference.floor,
         shared_detail: Some(shared_detail),
+        spectrum: Some(SpectrumGaps {
+            generated: spectrum,
+            floor: reference.spectrum_floor.clone(),
+        }),
     })
 }
 

@@ -17,5 +17,6 @@ pub mod loss;
 pub mod nearest;
 pub mod networks;
 pub mod report;
+pub mod spectrum;
 pub mod swd;
 pub mod train;

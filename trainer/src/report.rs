@@ -38,7 +38,7 @@ pub const CAPTION_HEIGHT: u32 = 36;
 pub const GAP: u32 = 8;
 
 /// Fields the trainer writes that this report knows; anything else is listed as unknown.
-pub(crate) const KNOWN_FIELDS: [&str; 21] = [
+pub(crate) const KNOWN_FIELDS: [&str; 23] = [
     "kimg",
     "step",
     "loss_generator",
@@ -56,6 +56,8 @@ pub(crate) const KNOWN_FIELDS: [&str; 21] = [
     "swd_standing_statistics",
     "shared_detail",
     "shared_detail_real",
+    "spectrum_gap",
+    "spectrum_gap_floor",
     "d_training_images",
     "d_held_out_images",
     "stage",

@@ -244,6 +244,13 @@ pub struct TickStats {
     /// The same for the real reference images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_detail_real: Option<Vec<f64>>,
+    /// How far the power spectrum of the images SWD was measured on lies from the reference's
+    /// ([`crate::spectrum::gap`]: mean over cells, in nats), where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spectrum_gap: Option<f64>,
+    /// The same between the floor's two real sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spectrum_gap_floor: Option<f64>,
     /// Mean discriminator output (logit) on the first training images, scored in inference
     /// mode and without augmentation, where measured at this tick (with SWD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -546,6 +553,8 @@ pub fn train(
             tick.swd_standing_statistics = Some(true);
             tick.shared_detail = Some(measured.shared_detail);
             tick.shared_detail_real = Some(reference.shared_detail.clone());
+            tick.spectrum_gap = Some(measured.spectrum.mean);
+            tick.spectrum_gap_floor = Some(reference.spectrum_floor.mean);
             if let Some(held_out) = &options.held_out {
                 let discriminator = networks.discriminator.valid();
                 let count = held_out.len().min(dataset.len()).min(MEMORISATION_IMAGES);
@@ -695,6 +704,8 @@ fn summarise(
         swd_standing_statistics: None,
         shared_detail: None,
         shared_detail_real: None,
+        spectrum_gap: None,
+        spectrum_gap_floor: None,
         d_training_images: None,
         d_held_out_images: None,
     };
