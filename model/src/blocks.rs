@@ -97,7 +97,7 @@ pub fn log_spectrum(images: Tensor<4>, pool: usize) -> Tensor<2> {
     let [batch, _, side, width] = images.dims();
     assert_eq!(side, width, "log_spectrum expects square images");
     assert!(
-        pool > 0 && side % pool == 0,
+        pool > 0 && side.is_multiple_of(pool),
         "the pool ({pool}) must divide the side ({side})"
     );
     let device = images.device();

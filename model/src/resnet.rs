@@ -179,7 +179,7 @@ impl ResnetConfig {
             return Err("the minibatch standard deviation's group size must be positive".into());
         }
         if let Some(pool) = self.spectrum_pool
-            && (pool == 0 || self.resolution % pool != 0)
+            && (pool == 0 || !self.resolution.is_multiple_of(pool))
         {
             return Err(format!(
                 "the spectrum's pool ({pool}) must be positive and divide the resolution ({})",
