@@ -439,11 +439,11 @@ impl ResnetDiscriminator {
 
     /// Scores `images` as [`Self::forward`] does, except that the fine minibatch feature and
     /// the spectrum feature are taken from `texture` where given: the same batch, image for
-    /// image, before it was shifted by translation augmentation. A shift moves each image's fine detail by its own
-    /// offset, which hides a texture drawn in the same place in every generated cat from any
-    /// statistic over the batch; the unshifted view keeps it visible to this one feature while
-    /// the rest of the discriminator still judges shifted images. Costs one more pass through
-    /// the first block.
+    /// image, before it was shifted by translation augmentation. A shift moves each image's
+    /// fine detail by its own offset, which hides a texture drawn in the same place in every
+    /// generated cat from any statistic over the batch; the unshifted view keeps it visible to
+    /// these two features while the rest of the discriminator still judges shifted images.
+    /// Costs one more pass through the first block.
     pub fn forward_with_texture(
         &self,
         images: Tensor<4>,

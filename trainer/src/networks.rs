@@ -48,6 +48,33 @@ fn without_spectrum(model: &ModelConfig) -> Option<ModelConfig> {
     }
 }
 
+/// Fills the module `init` makes for `model` with `record`. Where the record does not fit and
+/// `older` (the same model without parts added since the record was written) exists, the record
+/// must fit `older`'s module exactly, and every weight is carried over; the added parts keep
+/// their initial values. The outer error is a record that cannot be read; the inner one, weights
+/// that do not fit (the first load's error).
+fn load_adding<M: Module>(
+    model: &ModelConfig,
+    older: Option<ModelConfig>,
+    init: impl Fn(&ModelConfig) -> M,
+    record: impl Fn() -> Result<ModuleRecord>,
+) -> Result<Result<M>> {
+    let misfit = match init(model).try_load_record(record()?) {
+        Ok(module) => return Ok(Ok(module)),
+        Err(error) => anyhow::anyhow!("{error}"),
+    };
+    let Some(older) = older else {
+        return Ok(Err(misfit));
+    };
+    let loaded = match init(&older).try_load_record(record()?) {
+        Ok(loaded) => loaded,
+        Err(_) => return Ok(Err(misfit)),
+    };
+    Ok(init(model)
+        .try_load_record(loaded.into_record().allow_partial(true))
+        .map_err(|e| anyhow::anyhow!("{e}")))
+}
+
 fn adam(config: &TrainConfig) -> ModuleOptimizer {
     AdamConfig::new()
         .with_beta_1(config.beta1)
@@ -82,29 +109,13 @@ impl Networks {
         let mut networks = Self::new(config, device);
         let autodiff = device.clone().autodiff();
         let record = || weights_record(weights).map_err(anyhow::Error::msg);
-        let misfit = |e| anyhow::anyhow!("the warm start's weights do not fit: {e}");
-        networks.generator = match config
-            .model
-            .init_generator(&autodiff)
-            .try_load_record(record()?)
-        {
-            Ok(generator) => generator,
-            Err(error) => {
-                let Some(shipped) = without_noise(&config.model) else {
-                    return Err(misfit(error));
-                };
-                // Strict for every shipped weight; only the noise strengths are new.
-                let loaded = shipped
-                    .init_generator(&autodiff)
-                    .try_load_record(record()?)
-                    .map_err(|_| misfit(error))?;
-                config
-                    .model
-                    .init_generator(&autodiff)
-                    .try_load_record(loaded.into_record().allow_partial(true))
-                    .map_err(misfit)?
-            }
-        };
+        networks.generator = load_adding(
+            &config.model,
+            without_noise(&config.model),
+            |model| model.init_generator(&autodiff),
+            record,
+        )?
+        .map_err(|e| anyhow::anyhow!("the warm start's weights do not fit: {e}"))?;
         networks.ema = detached_copy(&config.model, &networks.generator, device).valid();
         Ok(networks)
     }
@@ -123,32 +134,15 @@ impl Networks {
             .try_load_record(record(checkpoint::GENERATOR)?)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| shape_error(checkpoint::GENERATOR))?;
-        let discriminator = match config
-            .model
-            .init_discriminator(&autodiff)
-            .try_load_record(record(checkpoint::DISCRIMINATOR)?)
-        {
-            Ok(discriminator) => discriminator,
-            // A spectrum feature added on resume: every saved weight must fit, and the
-            // feature's own weights start at zero, as in a new discriminator.
-            Err(error) => {
-                let misfit = || anyhow::anyhow!("{error}");
-                let saved = without_spectrum(&config.model)
-                    .ok_or_else(misfit)
-                    .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?;
-                let loaded = saved
-                    .init_discriminator(&autodiff)
-                    .try_load_record(record(checkpoint::DISCRIMINATOR)?)
-                    .map_err(|_| misfit())
-                    .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?;
-                config
-                    .model
-                    .init_discriminator(&autodiff)
-                    .try_load_record(loaded.into_record().allow_partial(true))
-                    .map_err(|e| anyhow::anyhow!("{e}"))
-                    .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?
-            }
-        };
+        // A spectrum feature added on resume: every saved weight must fit, and the feature's
+        // own weights start at zero, as in a new discriminator.
+        let discriminator = load_adding(
+            &config.model,
+            without_spectrum(&config.model),
+            |model| model.init_discriminator(&autodiff),
+            || record(checkpoint::DISCRIMINATOR),
+        )?
+        .with_context(|| shape_error(checkpoint::DISCRIMINATOR))?;
         let ema = config
             .model
             .init_generator(device)
